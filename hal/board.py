@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import AsyncIterator, ClassVar
 
-from pydantic import BaseModel
+from pydantic.v1 import BaseModel
 
 from hal.driver import DriverContext
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
-from pydantic import BaseModel
+from pydantic.v1 import BaseModel
 
 from hal.driver import DriverContext
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from pydantic import BaseModel
+from pydantic.v1 import BaseModel
 
 from hal.driver import DriverContext
 

@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pydantic import BaseModel
+from pydantic.v1 import BaseModel
 
 from hal.driver import DriverContext
 

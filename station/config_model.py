@@ -1,43 +1,49 @@
 """Shape of the station config file (TOML). Loading and error reporting live in station.config.
 
+PYDANTIC API: the iso15118 package pins pydantic==1.10.21, so all our models use the `pydantic.v1`
+API (`from pydantic.v1 import BaseModel, Field, validator`), which works unchanged under pydantic
+1.10.17+ and 2.x. Do not use v2-only API (ConfigDict, model_validate, field_validator).
+
 Driver tables ([evse.board], [evse.meter], [token_reader]) carry `driver = "name"` plus that
 driver's own settings, validated against the driver class's `Settings` model at load time.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, List, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic.v1 import BaseModel, Extra, Field
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    class Config:
+        extra = Extra.forbid
+        allow_mutation = False
 
 
 class StationInfo(Strict):
-    id: str = Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9._:-]+$")  # OCPP identity
+    id: str = Field(min_length=1, max_length=48, regex=r"^[A-Za-z0-9._:-]+$")  # OCPP identity
     vendor: str = Field(min_length=1, max_length=50)
     model: str = Field(min_length=1, max_length=20)
-    serial_number: str | None = Field(default=None, max_length=25)
-    state_dir: Path | None = None
+    serial_number: Optional[str] = Field(default=None, max_length=25)
+    state_dir: Optional[Path] = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
 class ControlConfig(Strict):
     #: Unix socket of the local control endpoint (status, sim commands).
-    socket: Path | None = None
+    socket: Optional[Path] = None
 
 
 class LimitsConfig(Strict):
     #: Site/grid connection limit per phase, shared by all EVSEs (None: no site limit).
-    site_max_current_a: float | None = Field(default=None, gt=0, le=1000)
+    site_max_current_a: Optional[float] = Field(default=None, gt=0, le=1000)
 
 
 class AuthorizationConfig(Strict):
     #: free: every plug-in charges (no token). local: tokens listed here (until OCPP decides).
     mode: Literal["free", "local"] = "free"
-    tokens: list[str] = Field(default_factory=list)
+    tokens: List[str] = Field(default_factory=list)
 
 
 class Iec61851Config(Strict):
@@ -56,13 +62,16 @@ class Iec61851Config(Strict):
 
 
 class DriverConfig(BaseModel):
-    """`driver = "name"` plus the driver's settings (kept as raw until validated by the driver)."""
+    """`driver = "name"` plus the driver's settings (kept raw until validated against the driver)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
     driver: str
 
+    class Config:
+        extra = Extra.allow
+        allow_mutation = False
+
     def driver_settings(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        return {k: v for k, v in self.__dict__.items() if k != "driver"}
 
 
 ConnectorType = Literal[
@@ -82,17 +91,18 @@ class ConnectorConfig(Strict):
 class EvseConfig(Strict):
     id: int = Field(ge=1, le=100)
     kind: Literal["ac", "dc"] = "ac"
-    max_current_a: float = Field(default=32.0, ge=6, le=80)  # AC per-phase rating; DC: see dc_*
+    max_current_a: float = Field(default=32.0, ge=6, le=80)  # AC per-phase rating
     phases: Literal[1, 3] = 3
     #: Offer high-level communication (5 % PWM, ISO 15118 / DIN 70121). DC EVSEs need it.
     hlc: bool = False
     #: State D (ventilation requested) allowed to charge.
     ventilation: bool = False
     board: DriverConfig
-    meter: DriverConfig | None = None
-    connectors: list[ConnectorConfig] = Field(alias="connector", min_length=1)
+    meter: Optional[DriverConfig] = None
+    connectors: List[ConnectorConfig] = Field(alias="connector", min_items=1)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    class Config(Strict.Config):
+        allow_population_by_field_name = True
 
 
 class StationConfig(Strict):
@@ -102,6 +112,7 @@ class StationConfig(Strict):
     authorization: AuthorizationConfig = AuthorizationConfig()
     iec61851: Iec61851Config = Iec61851Config()
     token_reader: DriverConfig = DriverConfig(driver="none")
-    evses: list[EvseConfig] = Field(alias="evse", min_length=1)
+    evses: List[EvseConfig] = Field(alias="evse", min_items=1)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    class Config(Strict.Config):
+        allow_population_by_field_name = True
