@@ -16,6 +16,8 @@ KINDS = ("board", "meter", "token_reader", "power_supply", "isolation_monitor", 
 BUILTIN: dict[str, dict[str, str]] = {
     "board": {
         "sim": "hal.sim.board:SimBoard",
+        "mcu-cobs": "hal.serial.mcu_board:McuBoard",
+        "openevse-rapi": "hal.serial.rapi_board:RapiBoard",
     },
     "meter": {
         "sim": "hal.sim.meter:SimMeter",

@@ -1,0 +1,104 @@
+"""`station demo`: a whole simulated charging session, driven through the control endpoint the way a
+field engineer or a test would, with every state change printed as it happens."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from station import control_client
+from station.config_model import StationConfig
+from station.session import (
+    EnergyTransferStarted, EVDisconnected, EvseEvent, PowerPathClosed,
+)
+from station.station import Station
+
+log = logging.getLogger("demo")
+AC_PROFILES = ["ac-3ph-16a", "ac-1ph-32a"]
+
+
+def default_profile() -> Path:
+    here = Path(__file__).resolve().parent.parent / "profiles" / "sim-ac-2evse.toml"
+    return here if here.exists() else Path("profiles/sim-ac-2evse.toml")
+
+
+async def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def run_demo(config: StationConfig, charge_seconds: float = 4.0) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="station-demo-"))
+    station_info = config.station.copy(update={"state_dir": workdir})
+    config = config.copy(update={"station": station_info})
+    station = Station(config, control_socket=workdir / "control.sock")
+    seen: list[EvseEvent] = []
+    station.listeners.append(seen.append)
+    await station.start()
+    sock = station.control_socket
+
+    def charging(evse_id: int, value: str = "Charging") -> Callable[[], bool]:
+        return lambda: station.evses[evse_id].charging_state.value == value
+
+    ac = [e for e in sorted(station.evses) if not station.evses[e].hlc]
+    skipped = [e for e in sorted(station.evses) if station.evses[e].hlc]
+    try:
+        log.info("demo: station %s on the simulator, control endpoint %s", config.station.id, sock)
+        for evse_id in skipped:
+            log.info("demo: EVSE %d offers ISO 15118 only (5 %% PWM); its session comes with the SECC", evse_id)
+        for n, evse_id in enumerate(ac):
+            profile = AC_PROFILES[n % len(AC_PROFILES)]
+            log.info("demo: plugging an EV (%s) into EVSE %d", profile, evse_id)
+            await control_client.call(sock, "sim.plug", evse=evse_id, profile=profile)
+            await _wait_for(charging(evse_id), 10, f"EVSE {evse_id} to charge")
+        await _show(sock, charge_seconds)
+        if ac:
+            first = ac[0]
+            log.info("demo: EV on EVSE %d pauses (opens S2), then resumes", first)
+            await control_client.call(sock, "sim.ev", evse=first, action="pause")
+            await _wait_for(charging(first, "SuspendedEV"), 10, f"EVSE {first} to suspend")
+            await control_client.call(sock, "sim.ev", evse=first, action="resume")
+            await _wait_for(charging(first), 10, f"EVSE {first} to charge again")
+            await _show(sock, min(2.0, charge_seconds))
+        for evse_id in ac:
+            log.info("demo: unplugging EVSE %d", evse_id)
+            await control_client.call(sock, "sim.unplug", evse=evse_id)
+            await _wait_for(lambda e=evse_id: station.evses[e].connector_status.value == "Available", 10,
+                            f"EVSE {evse_id} to be Available")
+    except (TimeoutError, control_client.ControlError) as exc:
+        log.error("demo failed: %s", exc)
+        return 1
+    finally:
+        await station.stop()
+    return _verdict(seen, ac)
+
+
+async def _show(sock: Path, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
+        status = await control_client.call(sock, "status")
+        for evse in status["evses"]:
+            session = evse.get("session") or {}
+            log.info("demo: EVSE %s %-10s %-13s %5.1f A limit, %7.0f W, session %6.1f Wh", evse["id"],
+                     evse["state"], evse["charging_state"], evse["current_limit_a"], evse.get("power_w") or 0.0,
+                     session.get("energy_wh", 0.0))
+
+
+def _verdict(seen: list[EvseEvent], evse_ids: list[int]) -> int:
+    ok = True
+    for evse_id in evse_ids:
+        kinds = {type(e) for e in seen if e.evse_id == evse_id}
+        ended = [e for e in seen if isinstance(e, EVDisconnected) and e.evse_id == evse_id]
+        energy = ended[-1].energy_wh if ended else 0.0
+        good = {PowerPathClosed, EnergyTransferStarted, EVDisconnected} <= kinds and energy > 0
+        ok &= good
+        log.info("demo: EVSE %d %s: %.1f Wh delivered", evse_id, "OK" if good else "FAILED", energy)
+    log.info("demo: %s", "session complete" if ok else "FAILED")
+    return 0 if ok else 1

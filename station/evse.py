@@ -1,0 +1,677 @@
+"""One EVSE: the IEC 61851-1 state machine on top of a hal Board, and its session view.
+
+Data path: board event -> inbox -> `_process` (inputs, faults, timers) -> `_settle` (the
+`transitions` machine moves to the state the inputs call for) -> `_apply_outputs` (power off
+first, then pilot, lock, power on last). Outputs are a function of state + inputs, so a lost
+command or a re-connected board is fixed by re-applying them, not by replaying history.
+
+States: A, B1/B2, C1/C2, D1/D2 (x1 = no PWM, x2 = PWM on), E (CP shorted or invalid reading),
+F (disabled by the operator: pilot -12 V), Faulted (a latched fault: pilot F, power off).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from transitions import EventData, Machine
+
+from hal.board import (
+    Board, BoardEvent, ContactorChanged, CPChanged, CPState, ErrorFlag, ErrorsChanged, LinkChanged,
+    LockChanged, LockState, PilotCommand, PPChanged,
+)
+from hal.clock import Clock, TimerHandle
+from hal.meter import Meter, MeterReading
+from station import faults as F
+from station.config_model import EvseConfig, Iec61851Config
+from station.evse_faults import FaultLatch
+from station.iec61851 import HLC_DUTY_PCT, duty_for_current
+from station.limits import CurrentLimiter
+from station.session import (
+    Authorized, ChargingState, ChargingStateChanged, ConnectorStatus, ConnectorStatusChanged,
+    Deauthorized, EnergyTransferStarted, EnergyTransferStopped, EVConnected, EVDisconnected,
+    EvseEvent, FaultCleared, FaultRaised, IecStateChanged, MeterUpdated, PowerPathClosed,
+    PowerPathOpened, Session,
+)
+
+STATES = ["A", "B1", "B2", "C1", "C2", "D1", "D2", "E", "F", "Faulted"]
+CONNECTED = {"B1", "B2", "C1", "C2", "D1", "D2"}
+PWM_STATES = {"B2", "C2", "D2"}
+ENERGY_THRESHOLD_W = 50.0  # below this the EV is not taking energy (SuspendedEV)
+
+Listener = Callable[[EvseEvent], None]
+
+
+@dataclass(frozen=True)
+class Outputs:
+    pilot: PilotCommand
+    power: bool
+    lock: bool | None  # None: leave the lock as it is
+
+
+#: What an EVSE holds after an internal error: nothing but power off and F, so a broken command
+#: or handler cannot feed back into more commands.
+FAIL_SAFE = Outputs(PilotCommand.f(), False, None)
+
+
+class Evse:
+    """IEC 61851 control of one EVSE. Drive it with `await run()`; command it with the public methods."""
+
+    def __init__(
+        self,
+        config: EvseConfig,
+        timing: Iec61851Config,
+        board: Board,
+        clock: Clock,
+        *,
+        meter: Meter | None = None,
+        auto_authorize: bool = False,
+        meter_interval_s: float = 1.0,
+        ev_connection_timeout_s: float = 60.0,
+    ) -> None:
+        self.id = config.id
+        self.config = config
+        self.timing = timing
+        self.board = board
+        self.meter = meter
+        self.clock = clock
+        self.auto_authorize = auto_authorize
+        self.meter_interval_s = meter_interval_s
+        self.ev_connection_timeout_s = ev_connection_timeout_s
+        self.log = logging.getLogger(f"evse{self.id}")
+        self.listeners: list[Listener] = []
+        self.limiter = CurrentLimiter(config.max_current_a, on_change=lambda: self.post(None))
+        self.faults = FaultLatch(clock, self._fault_raised, self._fault_cleared)
+
+        self.enabled = True
+        self.reserved = False
+        self.hlc = config.hlc  # 5 % PWM; False after a fallback to basic charging
+        self.hlc_power_request = False  # set by the SECC (ISO 15118 PowerDelivery)
+        self.session: Session | None = None
+        self.authorized = False
+        self.ev_present = False  # last real CP reading was B/C/D (pilot F hides the EV)
+        self.last_reading: MeterReading | None = None
+        self.energy_transfer = False
+        self.cause = "start"
+
+        self._inbox: asyncio.Queue[BoardEvent | Callable[[], None] | None] = asyncio.Queue()
+        self._applied: Outputs | None = None
+        self._lock_wanted = self._needs_lock = bool(config.connectors[0].lock)
+        self._duty: float | None = None
+        self._duty_changed_at = -1e9
+        self._timers: dict[str, TimerHandle] = {}
+        self._grace = False  # C1/D1 after PWM stop: power stays on until the EV opens S2 or 6 s pass
+        self._wakeup_pulse = False
+        self._wakeup_done = False
+        self._unlock_due = False
+        self._f_since = 0.0
+        self._connector_status: ConnectorStatus | None = None
+        self._charging_state: ChargingState | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._rcd_reset_pending = False
+
+        callbacks = {
+            "F": {"on_enter": "_enter_unavailable", "on_exit": "_exit_unavailable"},
+            "Faulted": {"on_enter": "_enter_unavailable", "on_exit": "_exit_unavailable"},
+            "B2": {"on_enter": "_enter_b2", "on_exit": "_exit_b2"},
+        }
+        self.machine = Machine(
+            model=self, states=[{"name": name, **callbacks.get(name, {})} for name in STATES], initial="A",
+            auto_transitions=True, send_event=True, after_state_change="_after_state_change",
+        )
+
+    state: str  # set by transitions
+
+    # ------------------------------------------------------------------ public commands
+    def post(self, action: Callable[[], None] | None) -> None:
+        """Run `action` (or just re-evaluate, for None) inside the EVSE task, in order."""
+        self._inbox.put_nowait(action)
+
+    def authorize(self, id_token: str | None, token_type: str | None = None) -> None:
+        self.post(lambda: self._authorize(id_token, token_type))
+
+    def deauthorize(self, reason: str = "Local") -> None:
+        self.post(lambda: self._deauthorize(reason))
+
+    def set_enabled(self, enabled: bool) -> None:
+        def apply() -> None:
+            self.enabled = enabled
+            self.cause = "enabled by operator" if enabled else "disabled by operator"
+        self.post(apply)
+
+    def set_reserved(self, reserved: bool) -> None:
+        def apply() -> None:
+            self.reserved = reserved
+        self.post(apply)
+
+    def set_limit(self, source: str, amps: float | None) -> None:
+        self.post(lambda: self.limiter.set(source, amps))
+
+    def reset_faults(self) -> None:
+        """Operator reset: resets a tripped RCD on the board and clears MANUAL faults whose condition
+        is gone (a weld no longer seen). Faults whose condition persists stay."""
+        def apply() -> None:
+            self._rcd_reset_pending = F.RCD in self.faults or F.RCD_SELFTEST in self.faults
+            self.faults.reset_manual(self._manual_condition_gone)
+        self.post(apply)
+
+    def set_hlc_power_request(self, on: bool) -> None:
+        def apply() -> None:
+            self.hlc_power_request = on
+        self.post(apply)
+
+    def fall_back_to_basic(self, reason: str) -> None:
+        """HLC failed: charge with the PWM current like a basic IEC 61851 EVSE."""
+        def apply() -> None:
+            self.log.warning("falling back to basic PWM charging: %s", reason)
+            self.hlc = False
+            self.cause = f"HLC fallback: {reason}"
+        self.post(apply)
+
+    # ------------------------------------------------------------------ the task
+    async def run(self) -> None:
+        """Process board events and commands until cancelled. Never lets an exception leave the EVSE
+        energised: any error ends with power off, pilot F and an InternalError fault."""
+        self._tasks = [asyncio.create_task(self._pump_board(), name=f"evse{self.id}-board")]
+        if self.meter is not None:
+            self._tasks.append(asyncio.create_task(self._poll_meter(), name=f"evse{self.id}-meter"))
+        try:
+            await self._apply_outputs(force=True)
+            while True:
+                try:
+                    await self._loop()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the fail-safe path is the point
+                    await self._fail_safe(exc)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for timer in self._timers.values():
+                timer.cancel()
+            await self._power_off_best_effort()
+
+    async def _loop(self) -> None:
+        while True:
+            item = await self._inbox.get()
+            self._process(item)
+            # Drain what is already queued before touching the board: one settle per burst.
+            while not self._inbox.empty():
+                self._process(self._inbox.get_nowait())
+            self._settle()
+            await self._apply_outputs()
+            self._publish_views()
+
+    async def _pump_board(self) -> None:
+        try:
+            async for event in self.board.events():
+                self._inbox.put_nowait(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            self.log.exception("board event stream failed")
+            self.post(lambda: self.faults.raise_(F.LINK_LOST, f"event stream failed: {exc}"))
+
+    async def _poll_meter(self) -> None:
+        assert self.meter is not None
+        failures = 0
+        while True:
+            try:
+                reading = await self.meter.read()
+                failures = 0
+                self.post(lambda r=reading: self._on_meter(r))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a meter problem must not stop the EVSE
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    self.log.warning("meter read failed (%d in a row): %s", failures, exc)
+            await self.clock.sleep(self.meter_interval_s)
+
+    async def _fail_safe(self, exc: BaseException) -> None:
+        self.log.error("exception in EVSE task, turning power off: %r", exc, exc_info=exc)
+        await self._power_off_best_effort()
+        self._applied = FAIL_SAFE
+        self.faults.raise_(F.INTERNAL, repr(exc))
+        try:
+            self._settle()
+            self._publish_views()
+        except Exception:  # noqa: BLE001 - already failing safe; never loop on it
+            self.log.exception("could not settle after an internal error; power stays off")
+        await self.clock.sleep(0.01)  # a fault that repeats on every event must not starve the loop
+
+    async def _power_off_best_effort(self) -> None:
+        for command in (lambda: self.board.allow_power_on(False), lambda: self.board.set_pilot(PilotCommand.f())):
+            try:
+                await asyncio.wait_for(command(), timeout=1.0)
+            except Exception:  # noqa: BLE001 - best effort: the board's MCU is the hard safety
+                self.log.exception("board did not take the power-off command")
+        self._applied = None
+
+    # ------------------------------------------------------------------ inputs
+    def _process(self, item: BoardEvent | Callable[[], None] | None) -> None:
+        if item is None:
+            return
+        if not isinstance(item, BoardEvent):
+            item()
+            return
+        inputs = self.board.inputs
+        match item:
+            case CPChanged(state=cp):
+                self.cause = f"CP {cp.value}"
+                if cp in (CPState.B, CPState.C, CPState.D):
+                    self._ev_seen(True)
+                elif cp is CPState.A:
+                    self._ev_seen(False)
+                self.faults.set_condition(F.CP_SHORTED, cp is CPState.E)
+                self.faults.set_condition(F.CP_INVALID, cp is CPState.INVALID)
+            case ErrorsChanged(errors=flags):
+                self.cause = f"board errors {flags.names() or 'cleared'}"
+                for flag, kind in F.FLAG_FAULTS.items():
+                    self.faults.set_condition(kind, flag in flags)
+            case ContactorChanged(closed=closed):
+                self._on_contactor(closed)
+            case PPChanged(rating_a=rating):
+                self._apply_cable_limit(rating)
+            case LockChanged(state=lock):
+                if lock is LockState.FAULT:
+                    self.faults.raise_(F.LOCK, "board reports lock fault")
+                elif lock is LockState.LOCKED:
+                    self._cancel("lock")
+            case LinkChanged(up=up, reason=reason):
+                self.cause = "board link up" if up else f"board link lost: {reason}"
+                if up:
+                    self._applied = None  # the board may have reset: send every output again
+                self.faults.set_condition(F.LINK_LOST, not up, reason)
+        if not inputs.link_up and self.board.inputs.link_up:
+            self._applied = None
+
+    def _ev_seen(self, present: bool) -> None:
+        if present and not self.ev_present:
+            self.ev_present = True
+            self._on_connect()
+        elif not present and self.ev_present:
+            self.ev_present = False
+            self._on_disconnect()
+
+    def _on_connect(self) -> None:
+        if self.session is None:
+            self.session = Session(started=self.clock.wall())
+        self._cancel("ev_connection")
+        if self.last_reading is not None:
+            self.session.energy_start_wh = self.last_reading.energy_import_wh
+        self._apply_cable_limit(self.board.inputs.pp_rating_a)
+        self._emit(EVConnected(self.id, self.clock.wall(), self.session.id))
+        if self.auto_authorize and not self.authorized:
+            self._authorize(None, "NoAuthorization")
+
+    def _on_disconnect(self) -> None:
+        session = self.session
+        self._wakeup_done = False
+        self.hlc = self.config.hlc
+        self.hlc_power_request = False
+        self.authorized = False
+        self.session = None
+        if session is not None:
+            self._emit(EVDisconnected(self.id, self.clock.wall(), session.id, round(session.energy_wh, 1)))
+        self.faults.clear_on_unplug()
+
+    def _apply_cable_limit(self, rating: float | None) -> None:
+        if not (self.config.connectors[0].type.startswith("s") and self.board.capabilities.has_pp):
+            return  # tethered cable: its rating is the EVSE rating
+        # A socket without a valid PP reading offers nothing (IEC 61851-1: unknown cable = no charge).
+        self.limiter.set("cable", rating if rating is not None else 0.0)
+
+    def _authorize(self, id_token: str | None, token_type: str | None) -> None:
+        if self.session is None:
+            # Token before plug-in: keep it for EVConnectionTimeOut.
+            self.session = Session(started=self.clock.wall())
+            self._start_timer("ev_connection", self.ev_connection_timeout_s,
+                              lambda: self._deauthorize("EVConnectTimeout"))
+        self.authorized = True
+        self.session.id_token, self.session.token_type = id_token, token_type
+        self.session.authorized_at = self.clock.wall()
+        self.cause = f"authorized ({token_type or 'token'})"
+        self._emit(Authorized(self.id, self.clock.wall(), self.session.id, id_token, token_type))
+
+    def _deauthorize(self, reason: str) -> None:
+        if not self.authorized:
+            return
+        self.authorized = False
+        self.cause = f"deauthorized: {reason}"
+        session = self.session
+        if session is not None:
+            self._emit(Deauthorized(self.id, self.clock.wall(), session.id, reason))
+            if not self.ev_present:
+                self.session = None
+
+    def _on_meter(self, reading: MeterReading) -> None:
+        self.last_reading = reading
+        if self.session is not None:
+            if self.session.energy_start_wh is None:
+                self.session.energy_start_wh = reading.energy_import_wh
+            self.session.last_reading = reading
+        self._emit(MeterUpdated(self.id, reading.timestamp, reading.energy_import_wh, reading.power_w,
+                                reading.current_a))
+        self._update_energy_transfer()
+
+    def _update_energy_transfer(self) -> None:
+        drawing = (self.board.inputs.contactor_closed and self.last_reading is not None
+                   and self.last_reading.power_w > ENERGY_THRESHOLD_W)
+        if drawing and not self.energy_transfer:
+            self.energy_transfer = True
+            self._emit(EnergyTransferStarted(self.id, self.clock.wall()))
+        elif not drawing and self.energy_transfer:
+            self.energy_transfer = False
+            reason = "power path opened" if not self.board.inputs.contactor_closed else "EV stopped drawing"
+            self._emit(EnergyTransferStopped(self.id, self.clock.wall(), reason))
+
+    # ------------------------------------------------------------------ contactor and lock supervision
+    def _on_contactor(self, closed: bool) -> None:
+        self._emit((PowerPathClosed if closed else PowerPathOpened)(self.id, self.clock.wall()))
+        if closed:
+            self._cancel("contactor_close")
+            if not (self._applied and self._applied.power) and "contactor_open" not in self._timers:
+                self.faults.raise_(F.WELDED, "closed without permission")
+        else:
+            self._cancel("contactor_open")
+        self._update_energy_transfer()
+
+    def _manual_condition_gone(self, kind: F.FaultKind) -> bool:
+        if kind is F.WELDED:
+            return not self.board.inputs.contactor_closed
+        return True
+
+    def _power_changed(self, on: bool) -> None:
+        """Supervise the contactor after a power command."""
+        if on:
+            self._cancel("contactor_open")
+            if not self.board.inputs.contactor_closed:
+                self._start_timer("contactor_close", self.timing.contactor_feedback_timeout_s, self._check_closed)
+        else:
+            self._cancel("contactor_close")
+            if self.board.inputs.contactor_closed:
+                self._start_timer("contactor_open", self.timing.contactor_feedback_timeout_s, self._check_open)
+
+    def _check_closed(self) -> None:
+        if self._applied and self._applied.power and not self.board.inputs.contactor_closed \
+                and self.board.inputs.cp in (CPState.C, CPState.D):
+            self.faults.raise_(F.CONTACTOR, f"no feedback within {self.timing.contactor_feedback_timeout_s} s")
+
+    def _check_open(self) -> None:
+        if self.board.inputs.contactor_closed and not (self._applied and self._applied.power):
+            self.faults.raise_(F.WELDED, f"still closed {self.timing.contactor_feedback_timeout_s} s after open")
+
+    def _lock_changed(self, locked: bool) -> None:
+        if locked and self.board.inputs.lock is not LockState.LOCKED:
+            self._start_timer("lock", self.timing.lock_timeout_s, self._check_locked)
+        elif not locked:
+            self._cancel("lock")
+
+    def _check_locked(self) -> None:
+        if self._lock_wanted and self.board.inputs.lock is not LockState.LOCKED and self.ev_present:
+            self.faults.raise_(F.LOCK, f"not locked within {self.timing.lock_timeout_s} s")
+
+    # ------------------------------------------------------------------ state resolution
+    def _pwm_wanted(self) -> bool:
+        if not (self.enabled and self.ev_present):
+            return False
+        if self.hlc:
+            return True  # 5 % from plug-in: SLAC and authorization happen over HLC
+        return self.authorized and duty_for_current(self.limiter.value) is not None
+
+    def _target_state(self) -> str:
+        cp = self.board.inputs.cp
+        if self.faults.latched_except(F.CP_SHORTED, F.CP_INVALID) or self._holding_f():
+            return "Faulted"
+        if cp in (CPState.E, CPState.INVALID):
+            return "E"
+        if not self.enabled:
+            return "F"
+        if cp is CPState.A:
+            return "A"
+        if cp is CPState.F:
+            # Our own pilot was F a moment ago (or a transient): we cannot see the EV yet.
+            return self.state if self.state not in ("F", "Faulted", "E") else ("B1" if self.ev_present else "A")
+        return f"{cp.value}{2 if self._pwm_wanted() else 1}"
+
+    def _holding_f_pilot(self) -> bool:
+        """Faulted shows F for fault_f_min_s, then X1 (power stays off) so the CP shows an unplug,
+        which is what clears many faults."""
+        return self.clock.monotonic() - self._f_since < self.timing.fault_f_min_s
+
+    def _holding_f(self) -> bool:
+        """After a fault, state F lasts at least fault_f_min_s before anything is retried."""
+        return self.state == "Faulted" and self.clock.monotonic() - self._f_since < self.timing.fault_f_min_s
+
+    def _settle(self) -> None:
+        for _ in range(4):  # each step is one real transition; more would mean flapping inputs
+            target = self._target_state()
+            if target == self.state:
+                return
+            self.trigger(f"to_{target}")
+
+    def _after_state_change(self, event: EventData) -> None:
+        source, dest = event.transition.source, event.transition.dest
+        if source in ("C2", "D2") and dest in ("C1", "D1") and self._applied and self._applied.power:
+            self._grace = True
+            self._start_timer("pwm_stop", self.timing.pwm_stop_force_off_s, self._force_off)
+        elif dest not in ("C1", "D1"):
+            self._grace = False
+            self._cancel("pwm_stop")
+        self.log.info("%s -> %s (%s)", source, dest, self.cause)
+        self._emit(IecStateChanged(self.id, self.clock.wall(), source, dest, self.cause))
+
+    def _force_off(self) -> None:
+        if self._grace:
+            self.log.warning("EV did not leave state C %.0f s after PWM stop: forcing power off",
+                             self.timing.pwm_stop_force_off_s)
+            self._grace = False
+
+    def _enter_unavailable(self, event: EventData) -> None:
+        self._f_since = self.clock.monotonic()
+        self._unlock_due = False
+        if self.state == "Faulted":
+            self._start_timer("fault_f_min", self.timing.fault_f_min_s, lambda: None)
+        self._start_timer("unlock", self.timing.unlock_after_f_s, self._unlock_now)
+
+    def _exit_unavailable(self, event: EventData) -> None:
+        self._cancel("unlock")
+        self._unlock_due = False
+
+    def _unlock_now(self) -> None:
+        self._unlock_due = True
+
+    def _enter_b2(self, event: EventData) -> None:
+        after = self.timing.legacy_wakeup_after_s
+        if after > 0 and not self._wakeup_done and not self.hlc:
+            self._start_timer("wakeup", after, self._start_wakeup)
+
+    def _exit_b2(self, event: EventData) -> None:
+        self._cancel("wakeup")
+        self._wakeup_pulse = False
+
+    def _start_wakeup(self) -> None:
+        """Legacy EVs that sleep through the PWM start: one F pulse, then PWM again (once)."""
+        self.log.info("EV did not request charge %.0f s after PWM: wake-up pulse (F for %.0f s)",
+                      self.timing.legacy_wakeup_after_s, self.timing.legacy_wakeup_f_s)
+        self._wakeup_done = True
+        self._wakeup_pulse = True
+        self._start_timer("wakeup", self.timing.legacy_wakeup_f_s, self._end_wakeup)
+
+    def _end_wakeup(self) -> None:
+        self._wakeup_pulse = False
+
+    # ------------------------------------------------------------------ outputs
+    def _desired_outputs(self) -> Outputs:
+        if F.INTERNAL in self.faults:
+            return FAIL_SAFE
+        state = self.state
+        pilot = PilotCommand.x1()
+        if state == "F" or (state == "Faulted" and self._holding_f_pilot()):
+            pilot = PilotCommand.f()
+        elif state in PWM_STATES:
+            pilot = PilotCommand.f() if self._wakeup_pulse else PilotCommand.pwm(self._next_duty())
+        power = False
+        if state in ("C2", "D2") and (state == "C2" or self.config.ventilation):
+            power = (self.authorized and not self._wakeup_pulse and self._locked_ok()
+                     and (not self.hlc or self.hlc_power_request))
+        elif state in ("C1", "D1"):
+            power = self._grace
+        lock = self._needs_lock and self.ev_present and not self._unlock_due and state != "A"
+        self._lock_wanted = lock
+        return Outputs(pilot, power, lock)
+
+    def _locked_ok(self) -> bool:
+        if not (self._needs_lock and self.board.capabilities.supports_lock):
+            return True
+        return self.board.inputs.lock is LockState.LOCKED
+
+    def _next_duty(self) -> float:
+        """The duty to emit; raises take effect at most once per pwm_min_change_interval_s
+        (EVs follow slowly), reductions at once (the limit is a limit)."""
+        if self.hlc:
+            return HLC_DUTY_PCT
+        target = duty_for_current(self.limiter.value)
+        assert target is not None  # _pwm_wanted checked it
+        now = self.clock.monotonic()
+        if self._duty is not None and target > self._duty:
+            wait = self._duty_changed_at + self.timing.pwm_min_change_interval_s - now
+            if wait > 0:
+                self._start_timer("duty_raise", wait, lambda: None)
+                return self._duty
+        if target != self._duty:
+            self._duty, self._duty_changed_at = target, now
+        return target
+
+    async def _apply_outputs(self, force: bool = False) -> None:
+        want = self._desired_outputs()
+        have = None if force else self._applied
+        board = self.board
+        # Order matters: withdraw power before anything else, grant it only after pilot and lock.
+        if not want.power and (have is None or have.power):
+            await board.allow_power_on(False)
+            self._power_changed(False)
+        if have is None or want.pilot != have.pilot:
+            await board.set_pilot(want.pilot)
+            if want.pilot.mode.value != "PWM":
+                self._duty = None
+        if want.lock is not None and (have is None or want.lock != have.lock) and self._needs_lock \
+                and board.capabilities.supports_lock:
+            await board.set_lock(want.lock)
+            self._lock_changed(want.lock)
+        if want.power and (have is None or not have.power):
+            await board.allow_power_on(True)
+            self._power_changed(True)
+        self._applied = want
+        if self._rcd_reset_pending:
+            self._rcd_reset_pending = False
+            await board.rcd_reset()
+
+    # ------------------------------------------------------------------ session view
+    @property
+    def connector_status(self) -> ConnectorStatus:
+        if self.state in ("Faulted", "E"):
+            return ConnectorStatus.FAULTED
+        if self.state == "F":
+            return ConnectorStatus.UNAVAILABLE
+        if self.ev_present or self.state in CONNECTED:
+            return ConnectorStatus.OCCUPIED
+        if self.reserved:
+            return ConnectorStatus.RESERVED
+        return ConnectorStatus.AVAILABLE
+
+    @property
+    def charging_state(self) -> ChargingState:
+        if not self.ev_present:
+            return ChargingState.IDLE
+        if self.state in ("C2", "D2") and self.board.inputs.contactor_closed:
+            if self.meter is None or self.energy_transfer:
+                return ChargingState.CHARGING
+            return ChargingState.SUSPENDED_EV
+        if self.state == "B2":
+            return ChargingState.SUSPENDED_EV
+        return ChargingState.SUSPENDED_EVSE if self.authorized else ChargingState.EV_CONNECTED
+
+    def connector_statuses(self) -> dict[int, ConnectorStatus]:
+        """One CP per EVSE: the first connector carries the EVSE's status; while it is in use the
+        others are Unavailable (OCPP: one connector of an EVSE at a time)."""
+        status = self.connector_status
+        result = {}
+        for i, connector in enumerate(self.config.connectors):
+            busy_elsewhere = i > 0 and status is ConnectorStatus.OCCUPIED
+            result[connector.id] = ConnectorStatus.UNAVAILABLE if busy_elsewhere else status
+        return result
+
+    def _publish_views(self) -> None:
+        status = self.connector_status
+        if status is not self._connector_status:
+            self._connector_status = status
+            for connector_id, connector_status in self.connector_statuses().items():
+                self._emit(ConnectorStatusChanged(self.id, self.clock.wall(), connector_id, connector_status.value))
+        charging = self.charging_state
+        if charging is not self._charging_state:
+            self._charging_state = charging
+            self._emit(ChargingStateChanged(self.id, self.clock.wall(), charging.value))
+
+    def snapshot(self) -> dict[str, Any]:
+        inputs = self.board.inputs
+        reading = self.last_reading
+        pilot = self._applied.pilot if self._applied else None
+        return {
+            "id": self.id,
+            "state": self.state,
+            "connector_status": self.connector_status.value,
+            "connectors": {str(k): v.value for k, v in self.connector_statuses().items()},
+            "charging_state": self.charging_state.value,
+            "cp": inputs.cp.value,
+            "pilot": str(pilot) if pilot else None,
+            "power_allowed": bool(self._applied and self._applied.power),
+            "contactor_closed": inputs.contactor_closed,
+            "lock": inputs.lock.value,
+            "pp_rating_a": inputs.pp_rating_a,
+            "link_up": inputs.link_up,
+            "enabled": self.enabled,
+            "current_limit_a": self.limiter.value,
+            "limit_sources": self.limiter.sources,
+            "authorized": self.authorized,
+            "hlc": self.hlc,
+            "faults": [f.to_dict() for f in self.faults.active()],
+            "session": self.session.to_dict() if self.session else None,
+            "energy_wh": round(reading.energy_import_wh, 1) if reading else None,
+            "power_w": round(reading.power_w, 1) if reading else None,
+        }
+
+    # ------------------------------------------------------------------ helpers
+    def _emit(self, event: EvseEvent) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - a consumer's bug must not stop the EVSE
+                self.log.exception("event listener failed on %s", event.name)
+
+    def _fault_raised(self, fault: F.Fault) -> None:
+        self.cause = f"fault {fault.code}"
+        self.log.error("fault raised: %s (%s)%s", fault.code, fault.kind.description,
+                       f": {fault.detail}" if fault.detail else "")
+        self._emit(FaultRaised(self.id, fault.since, fault.to_dict()))
+
+    def _fault_cleared(self, fault: F.Fault) -> None:
+        self.cause = f"fault {fault.code} cleared"
+        self.log.info("fault cleared: %s", fault.code)
+        self._emit(FaultCleared(self.id, self.clock.wall(), fault.to_dict()))
+
+    def _start_timer(self, name: str, delay: float, action: Callable[[], None]) -> None:
+        self._cancel(name)
+
+        def fire() -> None:
+            self._timers.pop(name, None)
+            self.post(action)
+
+        self._timers[name] = self.clock.call_later(delay, fire)
+
+    def _cancel(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()

@@ -1,0 +1,46 @@
+"""IEC 61851-1 arithmetic: duty cycle <-> current, proximity-pilot ratings.
+
+Pure functions, no state: the EVSE state machine and the simulator's EV both use them.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from math import floor
+
+MIN_CURRENT_A = 6.0
+MAX_CURRENT_A = 80.0
+HLC_DUTY_PCT = 5.0  # "use digital communication" (ISO 15118 / DIN 70121)
+_DUTY_RESOLUTION = 100  # boards take duty in 0.01 % steps
+
+
+def duty_for_current(amps: float) -> float | None:
+    """Duty cycle (%) that offers at most `amps`; None below 6 A (no charging allowed).
+
+    6..51 A: I / 0.6; above 51 A: I / 2.5 + 64 (but not below 85 %, which the EV reads as 51 A).
+    Rounded down to 0.01 %: the EV may draw what the duty says, so never offer more than allowed.
+    Exact rational arithmetic so 63 A gives 89.20 % and not 89.19 % from float error.
+    """
+    if amps < MIN_CURRENT_A:
+        return None
+    i = Fraction(str(min(float(amps), MAX_CURRENT_A)))
+    if i <= 51:
+        duty = i / Fraction(6, 10)
+    else:
+        duty = max(Fraction(85), i / Fraction(5, 2) + 64)
+    return floor(duty * _DUTY_RESOLUTION) / _DUTY_RESOLUTION
+
+
+def current_for_duty(duty_pct: float) -> float:
+    """Current (A) an EV may draw at `duty_pct` (IEC 61851-1 Table A.8, EV side); 0 if none."""
+    if 8.0 <= duty_pct < 10.0:
+        return 6.0
+    if 10.0 <= duty_pct <= 85.0:
+        return duty_pct * 0.6
+    if 85.0 < duty_pct <= 96.5:
+        return (duty_pct - 64.0) * 2.5
+    return 0.0
+
+
+#: Proximity-pilot resistor (ohm) -> cable current rating (A), Type 2 sockets.
+PP_RATINGS = {1500: 13.0, 680: 20.0, 220: 32.0, 100: 63.0}
+VALID_CABLE_RATINGS_A = (13.0, 20.0, 32.0, 63.0, 70.0)
