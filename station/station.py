@@ -4,18 +4,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from hal.board import Board
 from hal.clock import Clock, LoopClock
 from hal.driver import DriverContext
 from hal.meter import Meter
-from hal.token_reader import TokenReader
+from hal.token_reader import TokenPresented, TokenReader
 from station import __version__, drivers, paths
 from station.authorization import LocalAuthorizer, route_token
 from station.config_model import StationConfig
 from station.control import ControlError, ControlServer
 from station.evse import Evse
+from station.services import Service, build_services
 from station.session import EvseEvent, IecStateChanged, MeterUpdated
 
 log = logging.getLogger("station")
@@ -36,6 +37,10 @@ class Station:
         self.token_reader: TokenReader | None = None
         self.control: ControlServer | None = None
         self.listeners: list[Callable[[EvseEvent], None]] = []
+        #: Started after the EVSEs, stopped before them (OCPP client, SECCs): see station.services.
+        self.services: list[Service] = []
+        #: What a presented token does. Local rules until a service (OCPP) replaces it.
+        self.token_handler: Callable[[TokenPresented], Awaitable[str]] = self._local_token
         self._tasks: dict[str, asyncio.Task[Any]] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -43,7 +48,7 @@ class Station:
         """Create drivers and EVSEs (no I/O yet)."""
         for cfg in self.config.evses:
             info = {"max_current_a": cfg.max_current_a, "phases": cfg.phases, "kind": cfg.kind,
-                    "hlc": cfg.hlc, "connector_type": cfg.connectors[0].type, "lock": cfg.connectors[0].lock}
+                    "hlc": cfg.hlc, "ventilation": cfg.ventilation, "connector_type": cfg.connectors[0].type, "lock": cfg.connectors[0].lock}
             context = DriverContext(evse_id=cfg.id, clock=self.clock, shared=self.shared, evse_info=info)
             board: Board = drivers.build("board", cfg.board, context)
             meter: Meter | None = drivers.build("meter", cfg.meter, context) if cfg.meter else None
@@ -57,6 +62,7 @@ class Station:
                 self.meters[cfg.id] = meter
         context = DriverContext(clock=self.clock, shared=self.shared)
         self.token_reader = drivers.build("token_reader", self.config.token_reader, context)
+        self.services = build_services(self)
 
     async def start(self) -> None:
         if not self.evses:
@@ -77,10 +83,17 @@ class Station:
             if callable(handlers):
                 self.control.add_handlers(handlers())
         await self.control.start()
+        for service in self.services:
+            await service.start()
         log.info("station %s up: %d EVSE(s), control socket %s, state %s", self.config.station.id,
                  len(self.evses), self.control_socket, self.state_dir)
 
     async def stop(self) -> None:
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception:  # noqa: BLE001 - keep stopping the rest
+                log.exception("service %s did not stop cleanly", service)
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
@@ -116,10 +129,17 @@ class Station:
     async def _route_tokens(self) -> None:
         assert self.token_reader is not None
         async for token in self.token_reader.tokens():
-            result = route_token(token, self.evses.values(), self.authorizer)
+            try:
+                result = await self.token_handler(token)
+            except Exception as exc:  # noqa: BLE001 - a bad token path must not stop the reader
+                log.exception("token handling failed")
+                result = f"error: {exc}"
             log.info("token %s (%s): %s", token.id_token, token.token_type, result)
             if self.control is not None:
                 self.control.publish({"event": "TokenPresented", "id_token": token.id_token, "result": result})
+
+    async def _local_token(self, token: TokenPresented) -> str:
+        return route_token(token, self.evses.values(), self.authorizer)
 
     # ------------------------------------------------------------------ status and control
     def status(self) -> dict[str, Any]:
