@@ -126,6 +126,11 @@ class ControlServer:
                 self.path.unlink()
 
     # --- events ---
+    @property
+    def watched(self) -> bool:
+        """Whether anyone is watching: publishers skip building events nobody reads."""
+        return bool(self._watchers)
+
     def publish(self, event: dict[str, Any]) -> None:
         """Send an event to every watcher (call on the event loop). Never waits: a watcher whose
         queue is full loses the event and is told how many it lost."""

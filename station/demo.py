@@ -67,7 +67,9 @@ async def run_demo(config: StationConfig, charge_seconds: float = 4.0) -> int:
             await _wait_for(charging(first), 10, f"EVSE {first} to charge again")
             await _show(sock, min(2.0, charge_seconds))
         for evse_id in ac:
-            log.info("demo: unplugging EVSE %d", evse_id)
+            log.info("demo: EV on EVSE %d ends charging (opens S2), then the driver unplugs", evse_id)
+            await control_client.call(sock, "sim.ev", evse=evse_id, action="pause")
+            await _wait_for(lambda e=evse_id: station.evses[e].state in ("B1", "B2"), 10, f"EVSE {evse_id} in B")
             await control_client.call(sock, "sim.unplug", evse=evse_id)
             await _wait_for(lambda e=evse_id: station.evses[e].connector_status.value == "Available", 10,
                             f"EVSE {evse_id} to be Available")

@@ -110,6 +110,9 @@ class Evse:
         self._charging_state: ChargingState | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._rcd_reset_pending = False
+        self._path_closed = False
+        self._held: list[EvseEvent] | None = None
+        self._reading_after_close = False  # a meter reading taken since the contactor closed
 
         callbacks = {
             "F": {"on_enter": "_enter_unavailable", "on_exit": "_exit_unavailable"},
@@ -195,13 +198,19 @@ class Evse:
     async def _loop(self) -> None:
         while True:
             item = await self._inbox.get()
-            self._process(item)
-            # Drain what is already queued before touching the board: one settle per burst.
-            while not self._inbox.empty():
-                self._process(self._inbox.get_nowait())
-            self._settle()
-            await self._apply_outputs()
-            self._publish_views()
+            self._held = []  # events wait until the board has its commands: relays first, news second
+            try:
+                self._process(item)
+                # Drain what is already queued before touching the board: one settle per burst.
+                while not self._inbox.empty():
+                    self._process(self._inbox.get_nowait())
+                self._settle()
+                await self._apply_outputs()
+                self._publish_views()
+            finally:
+                held, self._held = self._held, None
+                for event in held:
+                    self._deliver(event)
 
     async def _pump_board(self) -> None:
         try:
@@ -348,6 +357,7 @@ class Evse:
 
     def _on_meter(self, reading: MeterReading) -> None:
         self.last_reading = reading
+        self._reading_after_close = self.board.inputs.contactor_closed
         if self.session is not None:
             if self.session.energy_start_wh is None:
                 self.session.energy_start_wh = reading.energy_import_wh
@@ -369,7 +379,10 @@ class Evse:
 
     # ------------------------------------------------------------------ contactor and lock supervision
     def _on_contactor(self, closed: bool) -> None:
-        self._emit((PowerPathClosed if closed else PowerPathOpened)(self.id, self.clock.wall()))
+        if closed != self._path_closed:
+            self._path_closed = closed
+            self._emit((PowerPathClosed if closed else PowerPathOpened)(self.id, self.clock.wall()))
+        self._reading_after_close = False
         if closed:
             self._cancel("contactor_close")
             if not (self._applied and self._applied.power) and "contactor_open" not in self._timers:
@@ -460,7 +473,6 @@ class Evse:
         elif dest not in ("C1", "D1"):
             self._grace = False
             self._cancel("pwm_stop")
-        self.log.info("%s -> %s (%s)", source, dest, self.cause)
         self._emit(IecStateChanged(self.id, self.clock.wall(), source, dest, self.cause))
 
     def _force_off(self) -> None:
@@ -586,10 +598,12 @@ class Evse:
     def charging_state(self) -> ChargingState:
         if not self.ev_present:
             return ChargingState.IDLE
-        if self.state in ("C2", "D2") and self.board.inputs.contactor_closed:
-            if self.meter is None or self.energy_transfer:
-                return ChargingState.CHARGING
-            return ChargingState.SUSPENDED_EV
+        if self.state in ("C2", "D2") and self._applied is not None and self._applied.power:
+            # Power granted: Charging, unless a meter reading since the contactor closed shows the EV
+            # taking nothing (the contactor's own delay is not a state worth reporting).
+            if self._reading_after_close and not self.energy_transfer:
+                return ChargingState.SUSPENDED_EV
+            return ChargingState.CHARGING
         if self.state == "B2":
             return ChargingState.SUSPENDED_EV
         return ChargingState.SUSPENDED_EVSE if self.authorized else ChargingState.EV_CONNECTED
@@ -645,6 +659,14 @@ class Evse:
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, event: EvseEvent) -> None:
+        if self._held is not None:
+            self._held.append(event)
+        else:
+            self._deliver(event)
+
+    def _deliver(self, event: EvseEvent) -> None:
+        if isinstance(event, IecStateChanged):
+            self.log.info("%s -> %s (%s)", event.old, event.new, event.cause)
         for listener in list(self.listeners):
             try:
                 listener(event)

@@ -5,6 +5,7 @@ Pure functions, no state: the EVSE state machine and the simulator's EV both use
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 from math import floor
 
 MIN_CURRENT_A = 6.0
@@ -13,6 +14,7 @@ HLC_DUTY_PCT = 5.0  # "use digital communication" (ISO 15118 / DIN 70121)
 _DUTY_RESOLUTION = 100  # boards take duty in 0.01 % steps
 
 
+@lru_cache(maxsize=1024)
 def duty_for_current(amps: float) -> float | None:
     """Duty cycle (%) that offers at most `amps`; None below 6 A (no charging allowed).
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -76,9 +76,10 @@ class EvseEvent:
         return type(self).__name__
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"event": self.name}
-        for key, value in asdict(self).items():
-            data[key] = value.isoformat() if isinstance(value, datetime) else value
+        data: dict[str, Any] = {"event": self.name}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            data[f.name] = value.isoformat() if isinstance(value, datetime) else value
         return data
 
 
@@ -163,3 +164,29 @@ class MeterUpdated(EvseEvent):
 
 def fault_dict(fault: Fault) -> dict[str, Any]:
     return fault.to_dict()
+
+
+def describe(event: EvseEvent) -> str | None:
+    """One line for the log, or None for events logged elsewhere (state changes, faults, meter)."""
+    match event:
+        case EVConnected(session_id=sid):
+            return f"EV connected (session {sid[:8]})"
+        case EVDisconnected(session_id=sid, energy_wh=wh):
+            return f"EV disconnected (session {sid[:8]}, {wh:.1f} Wh)"
+        case Authorized(id_token=token, token_type=kind):
+            return f"authorized: {token or '-'} ({kind})"
+        case Deauthorized(reason=reason):
+            return f"authorization ended: {reason}"
+        case PowerPathClosed():
+            return "contactor closed"
+        case PowerPathOpened():
+            return "contactor open"
+        case EnergyTransferStarted():
+            return "energy transfer started"
+        case EnergyTransferStopped(reason=reason):
+            return f"energy transfer stopped ({reason})"
+        case ConnectorStatusChanged(connector_id=cid, status=status):
+            return f"connector {cid}: {status}"
+        case ChargingStateChanged(state=state):
+            return f"charging state: {state}"
+    return None

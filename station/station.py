@@ -17,7 +17,8 @@ from station.config_model import StationConfig
 from station.control import ControlError, ControlServer
 from station.evse import Evse
 from station.services import Service, build_services
-from station.session import EvseEvent, IecStateChanged, MeterUpdated
+from station.site_limit import SiteLimiter
+from station.session import EvseEvent, describe
 
 log = logging.getLogger("station")
 
@@ -35,6 +36,7 @@ class Station:
         self.boards: dict[int, Board] = {}
         self.meters: dict[int, Meter] = {}
         self.token_reader: TokenReader | None = None
+        self.site_limiter: SiteLimiter | None = None
         self.control: ControlServer | None = None
         self.listeners: list[Callable[[EvseEvent], None]] = []
         #: Started after the EVSEs, stopped before them (OCPP client, SECCs): see station.services.
@@ -60,6 +62,12 @@ class Station:
             self.boards[cfg.id], self.evses[cfg.id] = board, evse
             if meter is not None:
                 self.meters[cfg.id] = meter
+        site = self.config.limits.site_max_current_a
+        if site is not None:
+            self.site_limiter = SiteLimiter(site, self.evses.values())
+            for evse in self.evses.values():
+                evse.listeners.append(self.site_limiter.on_event)
+            self.site_limiter.apply()
         context = DriverContext(clock=self.clock, shared=self.shared)
         self.token_reader = drivers.build("token_reader", self.config.token_reader, context)
         self.services = build_services(self)
@@ -116,15 +124,16 @@ class Station:
 
     # ------------------------------------------------------------------ events
     def _on_evse_event(self, event: EvseEvent) -> None:
-        if self.control is not None:
+        if self.control is not None and self.control.watched:
             self.control.publish(event.to_dict())
         for listener in list(self.listeners):
             try:
                 listener(event)
             except Exception:  # noqa: BLE001
                 log.exception("station listener failed on %s", event.name)
-        if not isinstance(event, (IecStateChanged, MeterUpdated)):
-            logging.getLogger(f"evse{event.evse_id}").debug("%s", event.to_dict())
+        line = describe(event)
+        if line is not None:
+            logging.getLogger(f"evse{event.evse_id}").info("%s", line)
 
     async def _route_tokens(self) -> None:
         assert self.token_reader is not None

@@ -369,3 +369,31 @@ async def test_energy_is_metered_into_the_session(tmp_path) -> None:
         # 16 A x 3 phases x 230 V for an hour (less the first second): ~11 kWh.
         assert session["energy_wh"] == pytest.approx(16 * 3 * 230, rel=0.01)
         assert rig.evse().charging_state.value == "Charging"
+
+
+async def test_site_limit_is_shared_and_never_exceeded(tmp_path) -> None:
+    cfg = config(tmp_path, evses=3, limits={"site_max_current_a": 40})
+    async with Rig(cfg, tmp_path) as rig:
+        await rig.charging(1)
+        assert rig.evse(1).limiter.value == 32  # alone: its own rating caps it below the site's 40 A
+        await rig.charging(2)
+        assert rig.evse(1).limiter.value == rig.evse(2).limiter.value == 20
+        await rig.charging(3)
+        limits = [rig.evse(n).limiter.value for n in (1, 2, 3)]
+        assert sum(limits) <= 40 and min(limits) >= 6
+        await rig.advance(2)
+        assert sum(rig.world.ports[n].draw_a() for n in (1, 2, 3)) <= 40 + 1e-6
+        await rig.sim("sim.unplug", evse=3)
+        await rig.advance(6)  # raises wait for the PWM change interval
+        assert rig.evse(1).limiter.value == 20
+
+
+async def test_site_limit_below_6a_per_ev_lets_the_first_ones_charge(tmp_path) -> None:
+    cfg = config(tmp_path, evses=3, limits={"site_max_current_a": 13})
+    async with Rig(cfg, tmp_path) as rig:
+        await rig.charging(1)
+        await rig.charging(2)
+        await rig.sim("sim.plug", evse=3, profile="ac-3ph-16a")
+        await rig.advance(1)
+        assert rig.evse(3).state == "B1" and not rig.power_allowed(3)
+        assert rig.evse(1).limiter.value == rig.evse(2).limiter.value == 6.5

@@ -6,7 +6,7 @@ Two patterns per station size: `single` (one EV at a time stops while the others
 `burst` (every EV stops at the same instant, the worst case for a shared event loop).
 Real clock, real event loop, the real EVSE state machine; only the hardware is simulated.
 
-    .venv/bin/python scripts/bench_cp_latency.py [--rounds 200] [--sizes 1 4 16]
+    .venv/bin/python bench/cp_latency.py [--rounds 200] [--sizes 1 4 16]
 
 Target (issue 2): p99 <= 5 ms at 16 EVSEs.
 """
