@@ -397,3 +397,59 @@ async def test_site_limit_below_6a_per_ev_lets_the_first_ones_charge(tmp_path) -
         await rig.advance(1)
         assert rig.evse(3).state == "B1" and not rig.power_allowed(3)
         assert rig.evse(1).limiter.value == rig.evse(2).limiter.value == 6.5
+
+
+async def test_ventilation_offered_charges_in_d(tmp_path) -> None:
+    async with Rig(config(tmp_path, evse={"ventilation": True}), tmp_path) as rig:
+        await rig.sim("sim.plug", evse=1, profile="ac-3ph-16a-vent")
+        await rig.advance(1.0)
+        assert rig.evse().state == "D2" and rig.power_allowed()
+        rig.evse().deauthorize("Remote")
+        await rig.clock.settle()
+        assert rig.evse().state == "D1" and rig.power_allowed(), "6 s grace after PWM stop, as in C"
+        await rig.advance(0.3)
+        assert rig.evse().state == "B1" and not rig.power_allowed()
+
+
+async def test_local_token_authorizes_and_the_same_token_stops(tmp_path) -> None:
+    cfg = config(tmp_path, authorization={"mode": "local", "tokens": ["CARD-1"]})
+    async with Rig(cfg, tmp_path) as rig:
+        await rig.sim("sim.plug", evse=1, profile="ac-3ph-16a")
+        await rig.advance(1.0)
+        assert rig.evse().state == "B1" and rig.board().port.pilot == PilotCommand.x1()
+        assert rig.evse().charging_state.value == "EVConnected"
+        await rig.sim("sim.token", id_token="STRANGER")
+        await rig.advance(1.0)
+        assert rig.evse().state == "B1", "an unknown token changes nothing"
+        await rig.sim("sim.token", id_token="CARD-1")
+        await rig.advance(1.0)
+        assert rig.evse().state == "C2" and rig.power_allowed()
+        assert rig.evse().session.id_token == "CARD-1"
+        await rig.sim("sim.token", id_token="CARD-1")
+        await rig.advance(1.0)
+        assert rig.evse().state == "B1" and not rig.power_allowed()
+
+
+async def test_token_before_plug_in_waits_for_the_ev(tmp_path) -> None:
+    cfg = config(tmp_path, authorization={"mode": "local", "tokens": ["CARD-1"]})
+    async with Rig(cfg, tmp_path) as rig:
+        await rig.sim("sim.token", id_token="CARD-1")
+        await rig.advance(1.0)
+        await rig.sim("sim.plug", evse=1, profile="ac-3ph-16a")
+        await rig.advance(1.0)
+        assert rig.evse().state == "C2"
+
+
+async def test_reserved_and_second_connector_statuses(tmp_path) -> None:
+    cfg = config(tmp_path)
+    data = cfg.dict(by_alias=True)
+    data["evse"][0]["connector"].append({"id": 2, "type": "cType2", "lock": False})
+    from station.config_model import StationConfig
+    async with Rig(StationConfig.parse_obj(data), tmp_path) as rig:
+        rig.evse().set_reserved(True)
+        await rig.clock.settle()
+        assert rig.evse().connector_statuses() == {1: rig.evse().connector_status.RESERVED,
+                                                   2: rig.evse().connector_status.RESERVED}
+        await rig.charging()
+        statuses = {k: v.value for k, v in rig.evse().connector_statuses().items()}
+        assert statuses == {1: "Occupied", 2: "Unavailable"}
