@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from transitions import EventData, Machine
 
 from hal.board import (
-    Board, BoardEvent, ContactorChanged, CPChanged, CPState, ErrorFlag, ErrorsChanged, LinkChanged,
+    Board, BoardEvent, ContactorChanged, CPChanged, CPState, ErrorsChanged, LinkChanged,
     LockChanged, LockState, PilotCommand, PPChanged,
 )
 from hal.clock import Clock, TimerHandle
@@ -26,36 +25,23 @@ from hal.meter import Meter, MeterReading
 from station import faults as F
 from station.config_model import EvseConfig, Iec61851Config
 from station.evse_faults import FaultLatch
-from station.iec61851 import HLC_DUTY_PCT, duty_for_current
+from station.evse_outputs import FAIL_SAFE, Outputs, OutputsMixin
+from station.evse_supervision import SupervisionMixin
+from station.evse_view import EvseViewMixin
+from station.iec61851 import duty_for_current
 from station.limits import CurrentLimiter
 from station.session import (
-    Authorized, ChargingState, ChargingStateChanged, ConnectorStatus, ConnectorStatusChanged,
-    Deauthorized, EnergyTransferStarted, EnergyTransferStopped, EVConnected, EVDisconnected,
-    EvseEvent, FaultCleared, FaultRaised, IecStateChanged, MeterUpdated, PowerPathClosed,
-    PowerPathOpened, Session,
+    Authorized, ChargingState, ConnectorStatus, Deauthorized, EnergyTransferStarted, EnergyTransferStopped,
+    EVConnected, EVDisconnected, EvseEvent, FaultCleared, FaultRaised, IecStateChanged, MeterUpdated, Session,
 )
 
 STATES = ["A", "B1", "B2", "C1", "C2", "D1", "D2", "E", "F", "Faulted"]
-CONNECTED = {"B1", "B2", "C1", "C2", "D1", "D2"}
-PWM_STATES = {"B2", "C2", "D2"}
 ENERGY_THRESHOLD_W = 50.0  # below this the EV is not taking energy (SuspendedEV)
 
 Listener = Callable[[EvseEvent], None]
 
 
-@dataclass(frozen=True)
-class Outputs:
-    pilot: PilotCommand
-    power: bool
-    lock: bool | None  # None: leave the lock as it is
-
-
-#: What an EVSE holds after an internal error: nothing but power off and F, so a broken command
-#: or handler cannot feed back into more commands.
-FAIL_SAFE = Outputs(PilotCommand.f(), False, None)
-
-
-class Evse:
+class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
     """IEC 61851 control of one EVSE. Drive it with `await run()`; command it with the public methods."""
 
     def __init__(
@@ -220,7 +206,8 @@ class Evse:
             raise
         except Exception as exc:  # noqa: BLE001
             self.log.exception("board event stream failed")
-            self.post(lambda: self.faults.raise_(F.LINK_LOST, f"event stream failed: {exc}"))
+            detail = f"event stream failed: {exc}"
+            self.post(lambda: self.faults.raise_(F.LINK_LOST, detail))
 
     async def _poll_meter(self) -> None:
         assert self.meter is not None
@@ -377,55 +364,6 @@ class Evse:
             reason = "power path opened" if not self.board.inputs.contactor_closed else "EV stopped drawing"
             self._emit(EnergyTransferStopped(self.id, self.clock.wall(), reason))
 
-    # ------------------------------------------------------------------ contactor and lock supervision
-    def _on_contactor(self, closed: bool) -> None:
-        if closed != self._path_closed:
-            self._path_closed = closed
-            self._emit((PowerPathClosed if closed else PowerPathOpened)(self.id, self.clock.wall()))
-        self._reading_after_close = False
-        if closed:
-            self._cancel("contactor_close")
-            if not (self._applied and self._applied.power) and "contactor_open" not in self._timers:
-                self.faults.raise_(F.WELDED, "closed without permission")
-        else:
-            self._cancel("contactor_open")
-        self._update_energy_transfer()
-
-    def _manual_condition_gone(self, kind: F.FaultKind) -> bool:
-        if kind is F.WELDED:
-            return not self.board.inputs.contactor_closed
-        return True
-
-    def _power_changed(self, on: bool) -> None:
-        """Supervise the contactor after a power command."""
-        if on:
-            self._cancel("contactor_open")
-            if not self.board.inputs.contactor_closed:
-                self._start_timer("contactor_close", self.timing.contactor_feedback_timeout_s, self._check_closed)
-        else:
-            self._cancel("contactor_close")
-            if self.board.inputs.contactor_closed:
-                self._start_timer("contactor_open", self.timing.contactor_feedback_timeout_s, self._check_open)
-
-    def _check_closed(self) -> None:
-        if self._applied and self._applied.power and not self.board.inputs.contactor_closed \
-                and self.board.inputs.cp in (CPState.C, CPState.D):
-            self.faults.raise_(F.CONTACTOR, f"no feedback within {self.timing.contactor_feedback_timeout_s} s")
-
-    def _check_open(self) -> None:
-        if self.board.inputs.contactor_closed and not (self._applied and self._applied.power):
-            self.faults.raise_(F.WELDED, f"still closed {self.timing.contactor_feedback_timeout_s} s after open")
-
-    def _lock_changed(self, locked: bool) -> None:
-        if locked and self.board.inputs.lock is not LockState.LOCKED:
-            self._start_timer("lock", self.timing.lock_timeout_s, self._check_locked)
-        elif not locked:
-            self._cancel("lock")
-
-    def _check_locked(self) -> None:
-        if self._lock_wanted and self.board.inputs.lock is not LockState.LOCKED and self.ev_present:
-            self.faults.raise_(F.LOCK, f"not locked within {self.timing.lock_timeout_s} s")
-
     # ------------------------------------------------------------------ state resolution
     def _pwm_wanted(self) -> bool:
         if not (self.enabled and self.ev_present):
@@ -514,148 +452,6 @@ class Evse:
 
     def _end_wakeup(self) -> None:
         self._wakeup_pulse = False
-
-    # ------------------------------------------------------------------ outputs
-    def _desired_outputs(self) -> Outputs:
-        if F.INTERNAL in self.faults:
-            return FAIL_SAFE
-        state = self.state
-        pilot = PilotCommand.x1()
-        if state == "F" or (state == "Faulted" and self._holding_f_pilot()):
-            pilot = PilotCommand.f()
-        elif state in PWM_STATES:
-            pilot = PilotCommand.f() if self._wakeup_pulse else PilotCommand.pwm(self._next_duty())
-        power = False
-        if state in ("C2", "D2") and (state == "C2" or self.config.ventilation):
-            power = (self.authorized and not self._wakeup_pulse and self._locked_ok()
-                     and (not self.hlc or self.hlc_power_request))
-        elif state in ("C1", "D1"):
-            power = self._grace
-        lock = self._needs_lock and self.ev_present and not self._unlock_due and state != "A"
-        self._lock_wanted = lock
-        return Outputs(pilot, power, lock)
-
-    def _locked_ok(self) -> bool:
-        if not (self._needs_lock and self.board.capabilities.supports_lock):
-            return True
-        return self.board.inputs.lock is LockState.LOCKED
-
-    def _next_duty(self) -> float:
-        """The duty to emit; raises take effect at most once per pwm_min_change_interval_s
-        (EVs follow slowly), reductions at once (the limit is a limit)."""
-        if self.hlc:
-            return HLC_DUTY_PCT
-        target = duty_for_current(self.limiter.value)
-        assert target is not None  # _pwm_wanted checked it
-        now = self.clock.monotonic()
-        if self._duty is not None and target > self._duty:
-            wait = self._duty_changed_at + self.timing.pwm_min_change_interval_s - now
-            if wait > 0:
-                self._start_timer("duty_raise", wait, lambda: None)
-                return self._duty
-        if target != self._duty:
-            self._duty, self._duty_changed_at = target, now
-        return target
-
-    async def _apply_outputs(self, force: bool = False) -> None:
-        want = self._desired_outputs()
-        have = None if force else self._applied
-        board = self.board
-        # Order matters: withdraw power before anything else, grant it only after pilot and lock.
-        if not want.power and (have is None or have.power):
-            await board.allow_power_on(False)
-            self._power_changed(False)
-        if have is None or want.pilot != have.pilot:
-            await board.set_pilot(want.pilot)
-            if want.pilot.mode.value != "PWM":
-                self._duty = None
-        if want.lock is not None and (have is None or want.lock != have.lock) and self._needs_lock \
-                and board.capabilities.supports_lock:
-            await board.set_lock(want.lock)
-            self._lock_changed(want.lock)
-        if want.power and (have is None or not have.power):
-            await board.allow_power_on(True)
-            self._power_changed(True)
-        self._applied = want
-        if self._rcd_reset_pending:
-            self._rcd_reset_pending = False
-            await board.rcd_reset()
-
-    # ------------------------------------------------------------------ session view
-    @property
-    def connector_status(self) -> ConnectorStatus:
-        if self.state in ("Faulted", "E"):
-            return ConnectorStatus.FAULTED
-        if self.state == "F":
-            return ConnectorStatus.UNAVAILABLE
-        if self.ev_present or self.state in CONNECTED:
-            return ConnectorStatus.OCCUPIED
-        if self.reserved:
-            return ConnectorStatus.RESERVED
-        return ConnectorStatus.AVAILABLE
-
-    @property
-    def charging_state(self) -> ChargingState:
-        if not self.ev_present:
-            return ChargingState.IDLE
-        if self.state in ("C2", "D2") and self._applied is not None and self._applied.power:
-            # Power granted: Charging, unless a meter reading since the contactor closed shows the EV
-            # taking nothing (the contactor's own delay is not a state worth reporting).
-            if self._reading_after_close and not self.energy_transfer:
-                return ChargingState.SUSPENDED_EV
-            return ChargingState.CHARGING
-        if self.state == "B2":
-            return ChargingState.SUSPENDED_EV
-        return ChargingState.SUSPENDED_EVSE if self.authorized else ChargingState.EV_CONNECTED
-
-    def connector_statuses(self) -> dict[int, ConnectorStatus]:
-        """One CP per EVSE: the first connector carries the EVSE's status; while it is in use the
-        others are Unavailable (OCPP: one connector of an EVSE at a time)."""
-        status = self.connector_status
-        result = {}
-        for i, connector in enumerate(self.config.connectors):
-            busy_elsewhere = i > 0 and status is ConnectorStatus.OCCUPIED
-            result[connector.id] = ConnectorStatus.UNAVAILABLE if busy_elsewhere else status
-        return result
-
-    def _publish_views(self) -> None:
-        status = self.connector_status
-        if status is not self._connector_status:
-            self._connector_status = status
-            for connector_id, connector_status in self.connector_statuses().items():
-                self._emit(ConnectorStatusChanged(self.id, self.clock.wall(), connector_id, connector_status.value))
-        charging = self.charging_state
-        if charging is not self._charging_state:
-            self._charging_state = charging
-            self._emit(ChargingStateChanged(self.id, self.clock.wall(), charging.value))
-
-    def snapshot(self) -> dict[str, Any]:
-        inputs = self.board.inputs
-        reading = self.last_reading
-        pilot = self._applied.pilot if self._applied else None
-        return {
-            "id": self.id,
-            "state": self.state,
-            "connector_status": self.connector_status.value,
-            "connectors": {str(k): v.value for k, v in self.connector_statuses().items()},
-            "charging_state": self.charging_state.value,
-            "cp": inputs.cp.value,
-            "pilot": str(pilot) if pilot else None,
-            "power_allowed": bool(self._applied and self._applied.power),
-            "contactor_closed": inputs.contactor_closed,
-            "lock": inputs.lock.value,
-            "pp_rating_a": inputs.pp_rating_a,
-            "link_up": inputs.link_up,
-            "enabled": self.enabled,
-            "current_limit_a": self.limiter.value,
-            "limit_sources": self.limiter.sources,
-            "authorized": self.authorized,
-            "hlc": self.hlc,
-            "faults": [f.to_dict() for f in self.faults.active()],
-            "session": self.session.to_dict() if self.session else None,
-            "energy_wh": round(reading.energy_import_wh, 1) if reading else None,
-            "power_w": round(reading.power_w, 1) if reading else None,
-        }
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, event: EvseEvent) -> None:

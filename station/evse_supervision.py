@@ -1,0 +1,58 @@
+"""Contactor and lock supervision of an Evse, as a mixin: after each power or lock command the
+board's feedback must follow within the configured time, or a fault is latched."""
+from __future__ import annotations
+
+from hal.board import CPState, LockState
+from station import faults as F
+from station.session import PowerPathClosed, PowerPathOpened
+
+
+class SupervisionMixin:
+    def _on_contactor(self, closed: bool) -> None:
+        if closed != self._path_closed:
+            self._path_closed = closed
+            self._emit((PowerPathClosed if closed else PowerPathOpened)(self.id, self.clock.wall()))
+        self._reading_after_close = False
+        if closed:
+            self._cancel("contactor_close")
+            if not (self._applied and self._applied.power) and "contactor_open" not in self._timers:
+                self.faults.raise_(F.WELDED, "closed without permission")
+        else:
+            self._cancel("contactor_open")
+        self._update_energy_transfer()
+
+    def _manual_condition_gone(self, kind: F.FaultKind) -> bool:
+        if kind is F.WELDED:
+            return not self.board.inputs.contactor_closed
+        return True
+
+    def _power_changed(self, on: bool) -> None:
+        """Supervise the contactor after a power command."""
+        if on:
+            self._cancel("contactor_open")
+            if not self.board.inputs.contactor_closed:
+                self._start_timer("contactor_close", self.timing.contactor_feedback_timeout_s, self._check_closed)
+        else:
+            self._cancel("contactor_close")
+            if self.board.inputs.contactor_closed:
+                self._start_timer("contactor_open", self.timing.contactor_feedback_timeout_s, self._check_open)
+
+    def _check_closed(self) -> None:
+        if self._applied and self._applied.power and not self.board.inputs.contactor_closed \
+                and self.board.inputs.cp in (CPState.C, CPState.D):
+            self.faults.raise_(F.CONTACTOR, f"no feedback within {self.timing.contactor_feedback_timeout_s} s")
+
+    def _check_open(self) -> None:
+        if self.board.inputs.contactor_closed and not (self._applied and self._applied.power):
+            self.faults.raise_(F.WELDED, f"still closed {self.timing.contactor_feedback_timeout_s} s after open")
+
+    def _lock_changed(self, locked: bool) -> None:
+        if locked and self.board.inputs.lock is not LockState.LOCKED:
+            self._start_timer("lock", self.timing.lock_timeout_s, self._check_locked)
+        elif not locked:
+            self._cancel("lock")
+
+    def _check_locked(self) -> None:
+        if self._lock_wanted and self.board.inputs.lock is not LockState.LOCKED and self.ev_present:
+            self.faults.raise_(F.LOCK, f"not locked within {self.timing.lock_timeout_s} s")
+
