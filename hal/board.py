@@ -101,6 +101,9 @@ class BoardCapabilities:
     supports_phase_switch: bool = False
     supports_ventilation: bool = False
     has_pp: bool = True  # socket with proximity pilot (cable rating read from PP)
+    #: The board's firmware closes its relay by itself when the EV requests (C) while PWM is offered
+    #: (OpenEVSE): offering PWM implies permission; allow_power_on(False) still cuts at once.
+    relay_follows_pilot: bool = False
 
 
 @dataclass(frozen=True)

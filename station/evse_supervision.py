@@ -15,11 +15,19 @@ class SupervisionMixin:
         self._reading_after_close = False
         if closed:
             self._cancel("contactor_close")
-            if not (self._applied and self._applied.power) and "contactor_open" not in self._timers:
+            if not self._closing_expected() and "contactor_open" not in self._timers:
                 self.faults.raise_(F.WELDED, "closed without permission")
         else:
             self._cancel("contactor_open")
         self._update_energy_transfer()
+
+    def _closing_expected(self) -> bool:
+        applied = self._applied
+        if applied is None:
+            return False
+        # Boards whose firmware owns the relay (OpenEVSE) close it when the EV requests under PWM.
+        follows_pilot = self.board.capabilities.relay_follows_pilot and applied.pilot.mode.value == "PWM"
+        return applied.power or follows_pilot
 
     def _manual_condition_gone(self, kind: F.FaultKind) -> bool:
         if kind is F.WELDED:

@@ -132,12 +132,12 @@ async def test_full_ac_session(sim_board) -> None:
     await rec.wait_for(lambda e: e == CPChanged(CPState.B))
     await board.set_pilot(PilotCommand.pwm(16 / 0.6))  # 16 A
     await sim.wait_status(lambda s: s["capacity"] == 16)
-    assert (await sim.status())["mode"] == "sleeping"  # no PWM for the EV without permission
+    # The firmware emits PWM only while enabled: offering PWM in B enables it (relay still open in B).
+    status = await sim.wait_status(lambda s: s["mode"] == "enabled")
+    assert status["relay"] is False and board.capabilities.relay_follows_pilot
 
-    await sim.cmd("ev", state="C")  # EV requests charge
+    await sim.cmd("ev", state="C")  # EV requests charge: the firmware closes its own relay
     await rec.wait_for(lambda e: e == CPChanged(CPState.C))
-    await asyncio.sleep(0.1)
-    assert (await sim.status())["relay"] is False
     await board.allow_power_on(True)
     await rec.wait_for(lambda e: e == ContactorChanged(True))
     assert (await sim.status())["mode"] == "enabled"
@@ -152,6 +152,7 @@ async def test_full_ac_session(sim_board) -> None:
     await rec.wait_for(lambda e: e == CPChanged(CPState.B))
     await rec.wait_for(lambda e: e == ContactorChanged(False))
     await board.allow_power_on(False)
+    await board.set_pilot(PilotCommand.x1())  # PWM withdrawn: sleep
     await sim.wait_status(lambda s: s["mode"] == "sleeping")
     await sim.cmd("ev", state="A")  # unplug
     await rec.wait_for(lambda e: e == CPChanged(CPState.A))
@@ -249,3 +250,18 @@ async def test_missed_heartbeat_is_reported_acknowledged_and_current_restored() 
         await task
         await board.stop()
         await sim.close()
+
+
+async def test_withdrawing_permission_in_c_cuts_at_once(sim_board) -> None:
+    sim, board, rec = sim_board
+    await sim.cmd("ev", state="B")
+    await rec.wait_for(lambda e: e == CPChanged(CPState.B))
+    await board.set_pilot(PilotCommand.pwm(53.33))
+    await sim.cmd("ev", state="C")
+    await board.allow_power_on(True)
+    await rec.wait_for(lambda e: e == ContactorChanged(True))
+    t0 = time.monotonic()
+    await board.allow_power_on(False)  # a fault: PWM is still set, the EV still requests
+    await rec.wait_for(lambda e: e == ContactorChanged(False))
+    assert time.monotonic() - t0 < 0.5
+    assert (await sim.status())["mode"] == "sleeping"

@@ -53,9 +53,13 @@ POLLED = ("GP", "GG", "GU")  # telemetry commands dropped for good after a $NK
 
 
 def duty_to_amps(duty_pct: float) -> int:
-    """IEC 61851-1 duty -> current, rounded down (never offer more than the duty says)."""
-    amps = duty_pct * 0.6 if duty_pct <= 85.0 else (duty_pct - 64.0) * 2.5
-    return math.floor(amps + 1e-9)
+    """IEC 61851-1 duty -> whole amps for $SC. The controller floors duties to 0.01 %, so the current it
+    meant lies within one duty step above duty * 0.6 (32 A -> 53.33 % -> 31.998 A): allow that step,
+    then round down, never offering more than the controller's limit."""
+    low_range = duty_pct <= 85.0
+    amps = duty_pct * 0.6 if low_range else (duty_pct - 64.0) * 2.5
+    step = 0.01 * (0.6 if low_range else 2.5)
+    return math.floor(amps + step * 0.999)
 
 
 @dataclass
@@ -88,7 +92,7 @@ class RapiBoard(SerialBoard):
         self._reply_timer: TimerHandle | None = None
         self._seq = 0
         self._caps = BoardCapabilities(phases=self.settings.phases, supports_lock=False,
-                                       supports_rcd_test=False, has_pp=False)
+                                       supports_rcd_test=False, has_pp=False, relay_follows_pilot=True)
         self._pilot: PilotCommand | None = None
         self._allowed = False
         self._sent_amps: int | None = None
@@ -137,7 +141,11 @@ class RapiBoard(SerialBoard):
     def _desired_mode(self) -> str:
         if self._pilot is not None and self._pilot.mode is PilotMode.F:
             return "FD"
-        if self._pilot is not None and self._pilot.mode is PilotMode.PWM and self._allowed:
+        # The firmware emits PWM only while enabled and closes its relay only when the EV requests
+        # (state C), so offering PWM in B means enabling it. A withdrawal while the EV is in C/D
+        # (fault, forced stop) sleeps it at once; in B the firmware's relay is open anyway.
+        if self._pilot is not None and self._pilot.mode is PilotMode.PWM and (
+                self._allowed or self.inputs.cp not in (CPState.C, CPState.D)):
             return "FE"
         return "FS"
 
@@ -234,6 +242,7 @@ class RapiBoard(SerialBoard):
     def _on_link_down(self, reason: str) -> None:
         self._state_heard = False
         self._allowed = False
+        self._pilot = None  # nothing is offered again until the controller says so after the link returns
         if self._running:
             self._apply(urgent=True)  # best effort: the EVSE may still hear us
 
@@ -299,7 +308,7 @@ class RapiBoard(SerialBoard):
             lo, hi = rapi.dec_field(args[0]), rapi.dec_field(args[1])
             self._caps = BoardCapabilities(min_current_a=float(lo), max_current_a=float(hi),
                                            phases=self.settings.phases, supports_lock=False,
-                                           supports_rcd_test=False, has_pp=False)
+                                           supports_rcd_test=False, has_pp=False, relay_follows_pilot=True)
         elif name == "GV" and args:
             self.firmware_version = " ".join(args)
         elif name == "SC" and args:
