@@ -264,4 +264,4 @@ async def test_withdrawing_permission_in_c_cuts_at_once(sim_board) -> None:
     await board.allow_power_on(False)  # a fault: PWM is still set, the EV still requests
     await rec.wait_for(lambda e: e == ContactorChanged(False))
     assert time.monotonic() - t0 < 0.5
-    assert (await sim.status())["mode"] == "sleeping"
+    await sim.wait_status(lambda s: s["mode"] == "sleeping")  # pilot back to +12 V: the EV is visible

@@ -153,7 +153,13 @@ class RapiBoard(SerialBoard):
         """Queue what it takes to bring the EVSE to the commanded pilot / permission."""
         mode = self._desired_mode()
         if mode == "FS" and urgent:  # withdraw permission before anything else
-            self._enqueue(("FS",), urgent=True)
+            if self.inputs.cp in (CPState.C, CPState.D) and self._sent_mode == "FE":
+                # The EV still draws: $FS alone lets the firmware wait up to 3 s for it to stop, $FD opens
+                # the relay now. $FS right after brings the pilot back to +12 V so the EV is visible.
+                self._enqueue(("FS",), urgent=True)
+                self._enqueue(("FD",), urgent=True)
+            else:
+                self._enqueue(("FS",), urgent=True)
             self._sent_mode = mode
         if self._pilot is not None and self._pilot.mode is PilotMode.PWM:
             amps = duty_to_amps(self._pilot.duty_pct)
