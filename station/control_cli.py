@@ -85,6 +85,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     profiles.set_defaults(func=lambda a: _run(a, _sim_profiles))
 
 
+    evse = subparsers.add_parser("evse", help="operate an EVSE of a running station")
+    evse_sub = evse.add_subparsers(dest="evse_command", metavar="ACTION", required=True)
+    for name, help_text in (("enable", "make the EVSE available again"),
+                            ("disable", "make the EVSE unavailable (pilot F, power off)"),
+                            ("reset", "operator reset: reset a tripped RCD, clear faults whose cause is gone"),
+                            ("stop", "end the authorization of the running session (the EV is asked to stop)")):
+        parser = evse_sub.add_parser(name, parents=[common], help=help_text)
+        parser.add_argument("evse", type=int)
+        parser.set_defaults(func=lambda a, n=name: _run(a, _evse_action(n)))
+    limit = evse_sub.add_parser("limit", parents=[common], help="set (or `none` to remove) an operator current limit")
+    limit.add_argument("evse", type=int)
+    limit.add_argument("amps", metavar="AMPS|none", type=_amps)
+    limit.set_defaults(func=lambda a: _run(a, _evse_action("limit")))
+
+
+def _amps(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"amps must be a number or none, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"amps must be >= 0, got {text!r}")
+    return value
+
+
+def _evse_action(name: str) -> Callable[[Path, argparse.Namespace], Awaitable[int]]:
+    async def action(path: Path, args: argparse.Namespace) -> int:
+        if name in ("enable", "disable"):
+            await call(path, "evse.enable", evse=args.evse, enabled=name == "enable")
+        elif name == "limit":
+            await call(path, "evse.limit", evse=args.evse, amps=args.amps, source="operator")
+        else:
+            await call(path, f"evse.{name}", evse=args.evse)
+        print(f"EVSE {args.evse}: {name} sent")
+        return EXIT_OK
+
+    return action
+
+
 # --- plumbing ---------------------------------------------------------------------------------
 
 def socket_path(args: argparse.Namespace) -> Path:

@@ -86,6 +86,17 @@ def test_session_driven_from_outside(running_station: Path) -> None:
     wait_status(running_station, 1, "charging_state", "Idle")
     # The RCD stays latched until an operator resets it: never Available on its own.
     assert status(running_station)["evses"][0]["connector_status"] == "Faulted"
+    assert cli("evse", "reset", "1", "--config", config).returncode == 0
+    wait_status(running_station, 1, "connector_status", "Available")
+
+    assert cli("evse", "disable", "2", "--config", config).returncode == 0
+    wait_status(running_station, 2, "connector_status", "Unavailable")
+    assert cli("evse", "enable", "2", "--config", config).returncode == 0
+    wait_status(running_station, 2, "connector_status", "Available")
+    assert cli("evse", "limit", "2", "10", "--config", config).returncode == 0
+    wait_status(running_station, 2, "current_limit_a", 10.0)
+    bad = cli("evse", "limit", "2", "-3", "--config", config)
+    assert bad.returncode == 2 and "amps must be >= 0" in bad.stderr
 
     human = cli("status", "--config", config)
     assert human.returncode == 0 and "EVSE 1" in human.stdout
