@@ -59,6 +59,8 @@ class Iec61851Config(Strict):
     legacy_wakeup_f_s: float = Field(default=4.0, gt=0, le=10.0)
     pwm_min_change_interval_s: float = Field(default=5.0, ge=0, le=60.0)
     lock_timeout_s: float = Field(default=2.0, gt=0, le=10.0)
+    overcurrent_grace_s: float = Field(default=7.0, gt=0, le=60.0)
+    overcurrent_margin_a: float = Field(default=2.0, ge=0.5, le=10.0)
 
 
 class DriverConfig(BaseModel):

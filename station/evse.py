@@ -352,6 +352,7 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
         self._emit(MeterUpdated(self.id, reading.timestamp, reading.energy_import_wh, reading.power_w,
                                 reading.current_a))
         self._update_energy_transfer()
+        self._check_overcurrent(reading)
 
     def _update_energy_transfer(self) -> None:
         drawing = (self.board.inputs.contactor_closed and self.last_reading is not None

@@ -2,7 +2,9 @@
 board's feedback must follow within the configured time, or a fault is latched."""
 from __future__ import annotations
 
-from hal.board import CPState, LockState
+from hal.board import CPState, LockState, PilotMode
+from hal.meter import MeterReading
+from station.iec61851 import current_for_duty
 from station import faults as F
 from station.session import PowerPathClosed, PowerPathOpened
 
@@ -20,6 +22,23 @@ class SupervisionMixin:
         else:
             self._cancel("contactor_open")
         self._update_energy_transfer()
+
+    def _check_overcurrent(self, reading: MeterReading) -> None:
+        """The EV may draw what the duty offers; more than that plus a measurement margin for longer than
+        the grace time (the EV has 5 s to follow a lower duty) is a fault."""
+        applied = self._applied
+        offered = None
+        if applied is not None and applied.power and applied.pilot.mode is PilotMode.PWM and not self.hlc:
+            offered = current_for_duty(applied.pilot.duty_pct)
+        drawn = max(reading.current_a, default=0.0)
+        if offered is None or drawn <= offered + self.timing.overcurrent_margin_a:
+            self._cancel("overcurrent")
+        elif "overcurrent" not in self._timers:
+            detail = f"{drawn:.1f} A drawn, {offered:.1f} A offered"
+            self._start_timer("overcurrent", self.timing.overcurrent_grace_s, lambda: self._overcurrent(detail))
+
+    def _overcurrent(self, detail: str) -> None:
+        self.faults.raise_(F.EV_OVER_CURRENT, f"{detail} for {self.timing.overcurrent_grace_s:g} s")
 
     def _closing_expected(self) -> bool:
         applied = self._applied

@@ -453,3 +453,20 @@ async def test_reserved_and_second_connector_statuses(tmp_path) -> None:
         await rig.charging()
         statuses = {k: v.value for k, v in rig.evse().connector_statuses().items()}
         assert statuses == {1: "Occupied", 2: "Unavailable"}
+
+
+async def test_ev_drawing_more_than_offered_is_a_fault_after_the_grace_time(tmp_path) -> None:
+    async with Rig(config(tmp_path, timing={"pwm_min_change_interval_s": 0}), tmp_path) as rig:
+        rig.evse().set_limit("test", 16)
+        await rig.charging(profile="ac-3ph-32a")
+        await rig.advance(10)
+        assert rig.faults() == set(), "drawing what the duty offers is fine"
+        await rig.sim("sim.fault", evse=1, fault="overdraw")  # 20 A at a 16 A duty
+        await rig.advance(7.5)
+        assert rig.power_allowed() and "EVOverCurrent" not in rig.faults(), "7 s grace"
+        await rig.advance(1.5)
+        assert "EVOverCurrent" in rig.faults() and not rig.power_allowed()
+        await rig.sim("sim.fault", evse=1, fault="overdraw", active=False)
+        await rig.sim("sim.unplug", evse=1)
+        await rig.advance(1)
+        assert rig.evse().connector_status.value == "Available"
