@@ -21,12 +21,15 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
     "meter": {
         "sim": "hal.sim.meter:SimMeter",
+        "modbus": "hal.modbus.meter:ModbusMeter",
     },
     "token_reader": {
         "sim": "hal.sim.token_reader:SimTokenReader",
         "none": "hal.sim.token_reader:NoTokenReader",
     },
-    "power_supply": {},
+    "power_supply": {
+        "infy-can": "hal.can.infy_supply:InfyPowerSupply",
+    },
     "isolation_monitor": {},
     "plc_modem": {},
 }

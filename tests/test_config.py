@@ -69,7 +69,8 @@ def drivers(monkeypatch: pytest.MonkeyPatch) -> None:
         "sim": here("FakeBoard"), "mcu-cobs": here("FakeSerialBoard"),
         "broken": "station_no_such_module:Board", "wrong-kind": here("NotABoard"),
     })
-    monkeypatch.setitem(registry.BUILTIN, "meter", {"sim": here("FakeMeter")})
+    # The real Modbus meter: its settings (register map, transport) are what the template promises.
+    monkeypatch.setitem(registry.BUILTIN, "meter", {"sim": here("FakeMeter"), "modbus": "hal.modbus.meter:ModbusMeter"})
     monkeypatch.setitem(registry.BUILTIN, "token_reader", {"sim": here("FakeTokenReader"), "none": here("FakeTokenReader")})
     monkeypatch.setattr(registry, "_plugins", lambda kind: {})  # installed plugins must not change the lists
 
