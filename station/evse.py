@@ -35,6 +35,7 @@ from station.session import (
     EVConnected, EVDisconnected, EvseEvent, FaultCleared, FaultRaised, IecStateChanged, MeterUpdated, Session,
 )
 
+METER_FAILURES_FOR_FAULT = 3
 STATES = ["A", "B1", "B2", "C1", "C2", "D1", "D2", "E", "F", "Faulted"]
 ENERGY_THRESHOLD_W = 50.0  # below this the EV is not taking energy (SuspendedEV)
 
@@ -210,19 +211,27 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
             self.post(lambda: self.faults.raise_(F.LINK_LOST, detail))
 
     async def _poll_meter(self) -> None:
+        """Read the meter periodically. Failing reads (no answer, garbage, a stale value: the driver
+        raises) become a MeterFailure fault after METER_FAILURES_FOR_FAULT in a row: a session that
+        cannot be metered cannot be billed, so it does not go on silently."""
         assert self.meter is not None
         failures = 0
         while True:
             try:
                 reading = await self.meter.read()
+                if failures >= METER_FAILURES_FOR_FAULT:
+                    self.post(lambda: self.faults.set_condition(F.METER, False))
                 failures = 0
                 self.post(lambda r=reading: self._on_meter(r))
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a meter problem must not stop the EVSE
+            except Exception as exc:  # noqa: BLE001 - a meter problem must not stop the EVSE task
                 failures += 1
-                if failures in (1, 10) or failures % 100 == 0:
+                if failures in (1, METER_FAILURES_FOR_FAULT) or failures % 100 == 0:
                     self.log.warning("meter read failed (%d in a row): %s", failures, exc)
+                if failures == METER_FAILURES_FOR_FAULT:
+                    detail = str(exc)
+                    self.post(lambda: self.faults.set_condition(F.METER, True, detail))
             await self.clock.sleep(self.meter_interval_s)
 
     async def _fail_safe(self, exc: BaseException) -> None:

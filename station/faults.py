@@ -62,6 +62,7 @@ VENTILATION = _k("VentilationFault", "ventilation required (state D) but not ava
 OVER_TEMP = _k("OverTemperature", "over-temperature", Clears.FLAG)
 OVER_CURRENT = _k("OverCurrent", "EV drew more current than allowed", Clears.FLAG, "MREC4OverCurrentFailure")
 EV_OVER_CURRENT = _k("EVOverCurrent", "EV drew more current than offered", Clears.UNPLUG, "MREC4OverCurrentFailure")
+METER = _k("MeterFailure", "meter not answering, or repeating a stale reading", Clears.FLAG)
 HEARTBEAT = _k("BoardHeartbeatTimeout", "board lost the controller's keep-alive and went safe", Clears.FLAG)
 EMERGENCY_STOP = _k("EmergencyStop", "emergency stop pressed", Clears.FLAG, "MREC8EmergencyStop")
 BOARD = _k("BoardFault", "board reports an internal fault", Clears.FLAG)

@@ -470,3 +470,18 @@ async def test_ev_drawing_more_than_offered_is_a_fault_after_the_grace_time(tmp_
         await rig.sim("sim.unplug", evse=1)
         await rig.advance(1)
         assert rig.evse().connector_status.value == "Available"
+
+
+async def test_a_failing_meter_is_a_fault_not_silence(tmp_path) -> None:
+    async with Rig(config(tmp_path), tmp_path) as rig:
+        await rig.charging()
+        await rig.sim("sim.fault", evse=1, fault="meter-fail")
+        await rig.advance(1.5)
+        assert rig.faults() == set() and rig.power_allowed(), "one missed reading is not a fault yet"
+        await rig.advance(2.0)
+        assert "MeterFailure" in rig.faults() and not rig.power_allowed()
+        await rig.sim("sim.fault", evse=1, fault="meter-fail", active=False)
+        await rig.advance(2.0)
+        assert "MeterFailure" not in rig.faults()
+        await rig.advance(1.0)
+        assert rig.evse().state == "C2" and rig.power_allowed()
