@@ -67,6 +67,7 @@ def here(name: str) -> str:
 def drivers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(registry.BUILTIN, "board", {
         "sim": here("FakeBoard"), "mcu-cobs": here("FakeSerialBoard"),
+        "openevse-rapi": "hal.serial.rapi_board:RapiBoard",
         "broken": "station_no_such_module:Board", "wrong-kind": here("NotABoard"),
     })
     # The real Modbus meter: its settings (register map, transport) are what the template promises.
