@@ -204,6 +204,8 @@ async def test_session_over_a_noisy_pty(driver: str) -> None:
         await rec.wait_for(lambda e: e == LinkChanged(True))
         await sim.cmd("noise", bytes=150)
         await board.set_pilot(PilotCommand.x1())
+        # The pilot must be seen at +12 V (A) before the EV plugs in, or a busy MCU reports F then B.
+        await rec.wait_for(lambda e: e == CPChanged(CPState.A), timeout=5.0)
         for state in "BCBA":
             if state == "C":
                 await board.set_pilot(PilotCommand.pwm(26.67))

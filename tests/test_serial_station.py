@@ -95,6 +95,7 @@ async def test_link_loss_fails_safe_and_recovers(serial_station) -> None:
     assert not evse.snapshot()["power_allowed"]
 
     await sim.cmd("mute", on=False)
-    await until(lambda: evse.state == "C2" and evse.board.inputs.contactor_closed, timeout=5.0,
+    # Recovery, not its speed, is asserted here (the bound on loss is above): generous for a loaded CI box.
+    await until(lambda: evse.state == "C2" and evse.board.inputs.contactor_closed, timeout=20.0,
                 what="charging again after the link returned")
     assert "BoardLinkLost" not in {f.code for f in evse.faults.active()}
