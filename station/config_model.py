@@ -14,6 +14,8 @@ from typing import Any, List, Literal, Optional
 
 from pydantic.v1 import BaseModel, Extra, Field
 
+from station.ocpp.config import OcppConfig
+
 
 class Strict(BaseModel):
     class Config:
@@ -115,6 +117,7 @@ class StationConfig(Strict):
     iec61851: Iec61851Config = Iec61851Config()
     token_reader: DriverConfig = DriverConfig(driver="none")
     evses: List[EvseConfig] = Field(alias="evse", min_items=1)
+    ocpp: Optional[OcppConfig] = None
 
     class Config(Strict.Config):
         allow_population_by_field_name = True

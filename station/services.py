@@ -20,4 +20,8 @@ class Service(Protocol):
 
 def build_services(station: "Station") -> list[Service]:
     services: list[Service] = []
+    if station.config.ocpp:
+        from station.ocpp.service import OcppService  # imported only when configured: ~0.3 s of CPU
+
+        services.append(OcppService(station))
     return services
