@@ -3,11 +3,13 @@ field engineer or a test would, with every state change printed as it happens.""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from station import control_client
 from station.config_model import StationConfig
@@ -33,15 +35,53 @@ async def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) ->
         await asyncio.sleep(0.05)
 
 
+def _load_dev_csms() -> Any | None:
+    """scripts/dev_csms.py from the checkout (it is a script, not part of the installed package)."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "dev_csms.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("dev_csms", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["dev_csms"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 async def run_demo(config: StationConfig, charge_seconds: float = 4.0) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="station-demo-"))
     station_info = config.station.copy(update={"state_dir": workdir})
     config = config.copy(update={"station": station_info})
+    csms = None
+    if config.ocpp is not None:
+        dev_csms = _load_dev_csms()
+        if dev_csms is None:
+            log.warning("demo: scripts/dev_csms.py not found: running without a CSMS")
+        else:
+            # The profile's [ocpp] table, pointed at a dev CSMS on a free loopback port.
+            password = config.ocpp.basic_auth_password or dev_csms.DEV_PASSWORD
+            csms = await dev_csms.DevCsms(port=0, default_password=password, heartbeat_interval=60).start()
+            config = config.copy(update={"ocpp": config.ocpp.copy(update={"csms_url": csms.url})})
+            log.info("demo: dev CSMS listening on %s", csms.url)
     station = Station(config, control_socket=workdir / "control.sock")
     seen: list[EvseEvent] = []
     station.listeners.append(seen.append)
     await station.start()
     sock = station.control_socket
+    try:
+        if csms is not None:
+            await csms.station(config.station.id, timeout=15)
+            cp = csms.stations[config.station.id]
+            await cp.wait_for("BootNotification", timeout=15)
+        return await _session(station, config, sock, seen, charge_seconds, csms)
+    finally:
+        await station.stop()
+        if csms is not None:
+            await csms.stop()
+
+
+async def _session(station: Station, config: StationConfig, sock: Path, seen: list[EvseEvent],
+                   charge_seconds: float, csms: Any | None) -> int:
 
     def charging(evse_id: int, value: str = "Charging") -> Callable[[], bool]:
         return lambda: station.evses[evse_id].charging_state.value == value
@@ -73,12 +113,23 @@ async def run_demo(config: StationConfig, charge_seconds: float = 4.0) -> int:
             await control_client.call(sock, "sim.unplug", evse=evse_id)
             await _wait_for(lambda e=evse_id: station.evses[e].connector_status.value == "Available", 10,
                             f"EVSE {evse_id} to be Available")
-    except (TimeoutError, control_client.ControlError) as exc:
+        if csms is not None:  # the last StatusNotifications travel while we wrap up
+            cp = csms.stations[config.station.id]
+            await _wait_for(lambda: _csms_sees_all_available(cp, station), 10, "the CSMS to see every connector Available")
+    except (TimeoutError, asyncio.TimeoutError, control_client.ControlError) as exc:
         log.error("demo failed: %s", exc)
         return 1
-    finally:
-        await station.stop()
-    return _verdict(seen, ac)
+    verdict = _verdict(seen, ac)
+    if csms is not None:
+        received = [action for action, _ in csms.stations[config.station.id].received]
+        counts = {a: received.count(a) for a in dict.fromkeys(received)}
+        log.info("demo: the CSMS received %s", ", ".join(f"{n} {a}" for a, n in counts.items()))
+        occupied = [p for a, p in csms.stations[config.station.id].received
+                    if a == "StatusNotification" and p["connector_status"] == "Occupied"]
+        if "BootNotification" not in counts or len(occupied) < len(ac):
+            log.error("demo: the CSMS did not see the sessions")
+            return 1
+    return verdict
 
 
 async def _show(sock: Path, seconds: float) -> None:
@@ -91,6 +142,13 @@ async def _show(sock: Path, seconds: float) -> None:
             log.info("demo: EVSE %s %-10s %-13s %5.1f A limit, %7.0f W, session %6.1f Wh", evse["id"],
                      evse["state"], evse["charging_state"], evse["current_limit_a"], evse.get("power_w") or 0.0,
                      session.get("energy_wh", 0.0))
+
+
+def _csms_sees_all_available(cp: Any, station: Station) -> bool:
+    # The ocpp package hands handlers snake_case payloads.
+    latest = {(p["evse_id"], p["connector_id"]): p["connector_status"] for p in cp.of("StatusNotification")}
+    wanted = {(evse.id, c.id) for evse in station.evses.values() for c in evse.config.connectors}
+    return all(latest.get(key) == "Available" for key in wanted)
 
 
 def _verdict(seen: list[EvseEvent], evse_ids: list[int]) -> int:

@@ -21,8 +21,10 @@ LEVELS = {
 }
 
 # Third-party loggers and the least severe level they may show (transitions logs every state
-# change at INFO; websockets logs every frame at DEBUG).
-_QUIET = {"transitions": logging.WARNING, "websockets": logging.INFO}
+# change at INFO; websockets logs every frame at DEBUG; the ocpp package every frame at INFO).
+_QUIET = {"transitions": logging.WARNING, "websockets": logging.INFO, "ocpp": logging.WARNING}
+#: Quiet loggers that show everything in debug mode (frames are what one debugs with).
+_DEBUG_VERBOSE = {"transitions", "ocpp"}
 
 _OWN_PREFIX = "station."
 _MARK = "_station_log_handler"  # attribute on the handler we install, for idempotence
@@ -128,7 +130,7 @@ def setup_logging(level: str = "info", stream: TextIO | None = None) -> logging.
     for name, floor in _QUIET.items():
         # Only in debug mode does transitions speak below WARNING; websockets never goes below
         # INFO. Never *lower* than the chosen level: a child's own level lets records through.
-        quiet = levelno if (name == "transitions" and levelno == logging.DEBUG) else max(floor, levelno)
+        quiet = levelno if (name in _DEBUG_VERBOSE and levelno == logging.DEBUG) else max(floor, levelno)
         logging.getLogger(name).setLevel(quiet)
 
     logging.captureWarnings(True)  # Python warnings (deprecations etc.) go to the same place.

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from station.evse import Evse
     from station.ocpp.dm_store import DeviceModelStore
 
-log = logging.getLogger("ocpp.availability")
+log = logging.getLogger("station.ocpp.availability")
 Target = tuple[int, int]  # (evse id, connector id); (0, 0) = station, (n, 0) = EVSE n
 
 

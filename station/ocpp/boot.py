@@ -20,7 +20,7 @@ from station.ocpp.datetime_check import valid_datetime
 from station.ocpp.device_model import DeviceModel
 from station.ocpp.outbox import Outbox
 
-log = logging.getLogger("ocpp.boot")
+log = logging.getLogger("station.ocpp.boot")
 DEFAULT_RETRY_S = 30.0  # when the CSMS sends interval 0 with Pending/Rejected
 
 #: CSMS calls executed while the boot is Pending (B02); the rest get SecurityError.

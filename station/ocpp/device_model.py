@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 from station.ocpp.dm_catalog import VarDef
 from station.ocpp.dm_store import DeviceModelStore
 
-log = logging.getLogger("ocpp.dm")
+log = logging.getLogger("station.ocpp.dm")
 ATTRIBUTES = ("Actual", "Target", "MinSet", "MaxSet")
 _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 

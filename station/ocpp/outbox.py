@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ocpp.v201 import ChargePoint
 
-log = logging.getLogger("ocpp.outbox")
+log = logging.getLogger("station.ocpp.outbox")
 
 
 class Offline(ConnectionError):

@@ -28,7 +28,7 @@ from ocpp.v201.enums import Action
 
 from station.ocpp.datetime_check import bad_datetimes
 
-log = logging.getLogger("ocpp.rpc")
+log = logging.getLogger("station.ocpp.rpc")
 MAX_ID = 36
 MAX_DESCRIPTION = 255
 KNOWN_ACTIONS = frozenset(a.value for a in Action)

@@ -35,7 +35,7 @@ from station.session import ConnectorStatusChanged, EVDisconnected, EvseEvent
 if TYPE_CHECKING:
     from station.station import Station
 
-log = logging.getLogger("ocpp")
+log = logging.getLogger("station.ocpp")
 
 
 class StationChargePoint(ProvisioningHandlers, RemoteHandlers, RobustChargePoint):

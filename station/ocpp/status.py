@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from station.evse import Evse
     from station.ocpp.outbox import Outbox
 
-log = logging.getLogger("ocpp.status")
+log = logging.getLogger("station.ocpp.status")
 
 
 class StatusReporter:

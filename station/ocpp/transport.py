@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-log = logging.getLogger("ocpp.link")
+log = logging.getLogger("station.ocpp.link")
 SUBPROTOCOL = Subprotocol("ocpp2.0.1")
 
 
