@@ -65,11 +65,15 @@ class SupervisionMixin:
                 self._start_timer("contactor_open", self.timing.contactor_feedback_timeout_s, self._check_open)
 
     def _check_closed(self) -> None:
+        if not self.board.inputs.link_up:
+            return  # stale inputs: judged again from the fresh ones the board sends on reconnect
         if self._applied and self._applied.power and not self.board.inputs.contactor_closed \
                 and self.board.inputs.cp in (CPState.C, CPState.D):
             self.faults.raise_(F.CONTACTOR, f"no feedback within {self.timing.contactor_feedback_timeout_s} s")
 
     def _check_open(self) -> None:
+        if not self.board.inputs.link_up:
+            return  # stale inputs: judged again from the fresh ones the board sends on reconnect
         if self.board.inputs.contactor_closed and not (self._applied and self._applied.power):
             self.faults.raise_(F.WELDED, f"still closed {self.timing.contactor_feedback_timeout_s} s after open")
 
@@ -80,6 +84,8 @@ class SupervisionMixin:
             self._cancel("lock")
 
     def _check_locked(self) -> None:
+        if not self.board.inputs.link_up:
+            return  # stale inputs: judged again from the fresh ones the board sends on reconnect
         if self._lock_wanted and self.board.inputs.lock is not LockState.LOCKED and self.ev_present:
             self.faults.raise_(F.LOCK, f"not locked within {self.timing.lock_timeout_s} s")
 

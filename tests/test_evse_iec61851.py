@@ -485,3 +485,17 @@ async def test_a_failing_meter_is_a_fault_not_silence(tmp_path) -> None:
         assert "MeterFailure" not in rig.faults()
         await rig.advance(1.0)
         assert rig.evse().state == "C2" and rig.power_allowed()
+
+
+async def test_a_long_link_loss_is_not_mistaken_for_a_weld(tmp_path) -> None:
+    """While the link is down the board's inputs are stale (the contactor still reads closed): the
+    feedback checks must wait for fresh inputs, not latch a weld that needs an operator."""
+    async with Rig(config(tmp_path), tmp_path) as rig:
+        await rig.charging()
+        await rig.sim("sim.fault", evse=1, fault="link-loss")
+        await rig.advance(5.0)  # far longer than contactor_feedback_timeout_s and lock_timeout_s
+        assert rig.faults() == {"BoardLinkLost"}
+        await rig.sim("sim.fault", evse=1, fault="link-loss", active=False)
+        await rig.advance(1.5)
+        assert rig.faults() == set()
+        assert rig.evse().state == "C2" and rig.board().inputs.contactor_closed

@@ -173,6 +173,8 @@ async def test_reconnect_reports_changes_or_everything_after_offline_threshold(t
     async with OcppStation(cfg, tmp_path) as st:
         cp = await csms.station("TEST-1")
         await cp.wait_for("StatusNotification", count=2)
+        # Received is not acknowledged: a status whose answer is lost in the outage is sent again.
+        await eventually(lambda: len(st.svc.status.reported) == 2, what="both statuses acknowledged")
         # short outage, one connector changes while offline: only that one is reported
         await csms.stop()
         await eventually(lambda: not st.svc.connected, what="offline")
