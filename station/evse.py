@@ -97,6 +97,7 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
         self._charging_state: ChargingState | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._rcd_reset_pending = False
+        self._unlock_waiters: list[asyncio.Future[bool]] = []
         self._path_closed = False
         self._held: list[EvseEvent] | None = None
         self._reading_after_close = False  # a meter reading taken since the contactor closed
@@ -145,6 +146,35 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
             self._rcd_reset_pending = F.RCD in self.faults or F.RCD_SELFTEST in self.faults
             self.faults.reset_manual(self._manual_condition_gone)
         self.post(apply)
+
+    def unlock_connector(self) -> "asyncio.Future[bool]":
+        """Release the socket lock (OCPP UnlockConnector, a stuck cable). Refused (False) while power is on;
+        True once the board reports the lock open; False if it does not within lock_timeout_s. The lock
+        stays open until the EV is unplugged (the next plug-in locks again)."""
+        result: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def apply() -> None:
+            if self._applied is not None and self._applied.power:
+                result.set_result(False)
+            elif not (self._needs_lock and self.board.capabilities.supports_lock) \
+                    or self.board.inputs.lock is LockState.UNLOCKED:
+                self._unlock_due = self.ev_present  # nothing to hold open without a cable
+                result.set_result(True)
+            else:
+                self._unlock_due = True
+                self._unlock_waiters.append(result)
+                self._start_timer("unlock_wait", self.timing.lock_timeout_s, self._unlock_timed_out)
+        self.post(apply)
+        return result
+
+    def _unlock_timed_out(self) -> None:
+        self._resolve_unlock(False)
+
+    def _resolve_unlock(self, ok: bool) -> None:
+        waiters, self._unlock_waiters = self._unlock_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(ok)
 
     def set_hlc_power_request(self, on: bool) -> None:
         def apply() -> None:
@@ -284,6 +314,9 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
                     self.faults.raise_(F.LOCK, "board reports lock fault")
                 elif lock is LockState.LOCKED:
                     self._cancel("lock")
+                elif lock is LockState.UNLOCKED and self._unlock_waiters:
+                    self._cancel("unlock_wait")
+                    self._resolve_unlock(True)
             case LinkChanged(up=up, reason=reason):
                 self.cause = "board link up" if up else f"board link lost: {reason}"
                 if up:
@@ -314,6 +347,7 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
     def _on_disconnect(self) -> None:
         session = self.session
         self._wakeup_done = False
+        self._unlock_due = False  # an unlock lasts until the cable is out
         self.hlc = self.config.hlc
         self.hlc_power_request = False
         self.authorized = False

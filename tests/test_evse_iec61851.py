@@ -499,3 +499,22 @@ async def test_a_long_link_loss_is_not_mistaken_for_a_weld(tmp_path) -> None:
         await rig.advance(1.5)
         assert rig.faults() == set()
         assert rig.evse().state == "C2" and rig.board().inputs.contactor_closed
+
+
+async def test_unlock_connector_only_without_power_and_until_unplug(tmp_path) -> None:
+    async with Rig(config(tmp_path), tmp_path) as rig:
+        await rig.charging()
+        refused = rig.evse().unlock_connector()
+        await rig.clock.settle()
+        assert refused.done() and refused.result() is False and rig.board().inputs.lock.value == "locked"
+        rig.evse().deauthorize("Remote")
+        await rig.advance(1.0)
+        granted = rig.evse().unlock_connector()
+        await rig.advance(0.1)
+        assert granted.result() is True and rig.board().inputs.lock.value == "unlocked"
+        await rig.advance(10)
+        assert rig.board().inputs.lock.value == "unlocked", "stays open while the cable is still in"
+        await rig.sim("sim.unplug", evse=1)
+        await rig.sim("sim.plug", evse=1, profile="ac-3ph-16a")
+        await rig.advance(1.0)
+        assert rig.board().inputs.lock.value == "locked" and rig.evse().state == "C2"

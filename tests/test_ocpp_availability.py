@@ -122,6 +122,12 @@ async def test_unlock_connector(tmp_path: Path, csms) -> None:
         await eventually(lambda: st.station.evses[1].charging_state.value == "Charging", what="charging")
         assert (await ask(cp, call.UnlockConnector(evse_id=1, connector_id=1))).status \
             == "OngoingAuthorizedTransaction"
+        # A cable left in without a session (authorization ended): the lock really opens.
+        st.station.evses[1].deauthorize("Remote")
+        await eventually(lambda: not st.station.evses[1].snapshot()["power_allowed"], what="power off")
+        assert st.station.evses[1].board.inputs.lock.value == "locked"
+        assert (await ask(cp, call.UnlockConnector(evse_id=1, connector_id=1))).status == "Unlocked"
+        assert st.station.evses[1].board.inputs.lock.value == "unlocked"
 
 
 async def test_trigger_message_for_every_message_the_station_sends(tmp_path: Path, csms) -> None:

@@ -8,8 +8,6 @@ from ocpp.routing import after, on
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
-from hal.board import LockState
-
 if TYPE_CHECKING:
     from station.ocpp.service import OcppService
 
@@ -30,16 +28,15 @@ class RemoteHandlers:
         return call_result.ChangeAvailability(status=status)
 
     @on(Action.unlock_connector)
-    def handle_unlock_connector(self, evse_id: int, connector_id: int, **_: Any) -> Any:
+    async def handle_unlock_connector(self, evse_id: int, connector_id: int, **_: Any) -> Any:
         evse = self.svc.station.evses.get(evse_id)
         if evse is None or not any(c.id == connector_id for c in evse.config.connectors):
             return call_result.UnlockConnector(status="UnknownConnector")
         if evse.session is not None and evse.authorized:
             return call_result.UnlockConnector(status="OngoingAuthorizedTransaction")
-        if evse.board.inputs.lock is LockState.UNLOCKED:
-            return call_result.UnlockConnector(status="Unlocked")
-        # Locked without an authorized session: the EVSE holds the lock while a cable is in (states B-D).
-        return call_result.UnlockConnector(status="UnlockFailed")
+        # Awaiting the EVSE is bounded by its lock timeout; no outgoing CALL is awaited here.
+        unlocked = await evse.unlock_connector()
+        return call_result.UnlockConnector(status="Unlocked" if unlocked else "UnlockFailed")
 
     @on(Action.trigger_message)
     def handle_trigger_message(self, requested_message: str, call_unique_id: str,
