@@ -14,7 +14,7 @@ import asyncio
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from typing import AsyncIterator, ClassVar
+from typing import AsyncIterator, Callable, ClassVar
 
 from pydantic.v1 import BaseModel
 
@@ -182,6 +182,7 @@ class Board(ABC):
         self.context = context
         self._inputs = BoardInputs()
         self._queue: asyncio.Queue[BoardEvent] = asyncio.Queue()
+        self._sink: Callable[[BoardEvent], None] | None = None
 
     # --- lifecycle ---
     @abstractmethod
@@ -221,6 +222,14 @@ class Board(ABC):
     def inputs(self) -> BoardInputs:
         return self._inputs
 
+    def set_sink(self, sink: Callable[[BoardEvent], None] | None) -> None:
+        """Hand every event to `sink` as it is emitted (in the event loop) instead of queueing it for
+        `events()`: one task switch less between a CP change and the reaction to it. Events queued
+        before the sink was set are handed over first; None goes back to queueing."""
+        self._sink = sink
+        while sink is not None and not self._queue.empty():
+            sink(self._queue.get_nowait())
+
     async def events(self) -> AsyncIterator[BoardEvent]:
         while True:
             yield await self._queue.get()
@@ -250,4 +259,7 @@ class Board(ABC):
             case LinkChanged(up=u):
                 inputs = replace(inputs, link_up=u)
         self._inputs = inputs
-        self._queue.put_nowait(event)
+        if self._sink is not None:
+            self._sink(event)
+        else:
+            self._queue.put_nowait(event)

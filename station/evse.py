@@ -193,7 +193,8 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
     async def run(self) -> None:
         """Process board events and commands until cancelled. Never lets an exception leave the EVSE
         energised: any error ends with power off, pilot F and an InternalError fault."""
-        self._tasks = [asyncio.create_task(self._pump_board(), name=f"evse{self.id}-board")]
+        self._tasks = []
+        self.board.set_sink(self._inbox.put_nowait)  # board events straight into the inbox, in order
         if self.meter is not None:
             self._tasks.append(asyncio.create_task(self._poll_meter(), name=f"evse{self.id}-meter"))
         try:
@@ -206,6 +207,7 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
                 except Exception as exc:  # noqa: BLE001 - the fail-safe path is the point
                     await self._fail_safe(exc)
         finally:
+            self.board.set_sink(None)
             for task in self._tasks:
                 task.cancel()
             for timer in self._timers.values():
@@ -228,17 +230,6 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
                 held, self._held = self._held, None
                 for event in held:
                     self._deliver(event)
-
-    async def _pump_board(self) -> None:
-        try:
-            async for event in self.board.events():
-                self._inbox.put_nowait(event)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            self.log.exception("board event stream failed")
-            detail = f"event stream failed: {exc}"
-            self.post(lambda: self.faults.raise_(F.LINK_LOST, detail))
 
     async def _poll_meter(self) -> None:
         """Read the meter periodically. Failing reads (no answer, garbage, a stale value: the driver
