@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import subprocess
 import sys
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "exi_sessions.json")
@@ -33,20 +34,21 @@ EV_CONFIGS = {
 
 
 class Recorder:
-    """IEXICodec wrapper that logs every call of the wrapped codec."""
+    """IEXICodec wrapper that logs every call (the package's EXI class is a process-wide
+    singleton, so SECC and EVCC calls all go through whichever was installed last)."""
 
     def __init__(self, inner, log: list, side: str):
         self.inner, self.log, self.side = inner, log, side
 
     def encode(self, message, namespace):
         data = bytes(self.inner.encode(message, namespace))
-        self.log.append({"side": self.side, "op": "encode", "namespace": namespace, "json": message,
+        self.log.append({"op": "encode", "namespace": namespace, "json": message,
                          "exi": data.hex()})
         return data
 
     def decode(self, stream, namespace):
         out = self.inner.decode(stream, namespace)
-        self.log.append({"side": self.side, "op": "decode", "namespace": namespace, "exi": bytes(stream).hex(),
+        self.log.append({"op": "decode", "namespace": namespace, "exi": bytes(stream).hex(),
                          "decoded": out})
         return out
 
@@ -62,12 +64,14 @@ async def one_session(name: str, ev_config: dict, iface: str, seconds: float, ja
     from iso15118.secc.controller.interface import ServiceStatus
     from iso15118.secc.controller.simulator import SimEVSEController
     from iso15118.secc.secc_settings import Config
+    from iso15118.shared.messages.enums import AuthEnum
     from iso15118.shared.settings import load_shared_settings
 
     load_shared_settings()
     config = Config()
     config.load_envs()
     config.iface = iface
+    config.supported_auth_options = [AuthEnum.EIM]  # PnC needs the package's test PKI, not shipped
     evse = SimEVSEController()
     await evse.set_status(ServiceStatus.STARTING)
     secc = SECCHandler(exi_codec=Recorder(jar, log, "secc"), evse_controller=evse, config=config)
@@ -94,13 +98,21 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     from iso15118.shared.exificient_exi_codec import ExificientEXICodec
 
+    if len(args.only) > 1:  # the package keeps per-process state: one session per process
+        for name in args.only:
+            subprocess.run([sys.executable, __file__, "--iface", args.iface, "--seconds", str(args.seconds),
+                            "--only", name], check=False)
+        return 0
     jar = ExificientEXICodec()
     sessions = {}
+    if os.path.exists(OUT):
+        with open(OUT) as f:
+            sessions = json.load(f)
     for name in args.only:
         log: list = []
         try:
             asyncio.run(one_session(name, EV_CONFIGS[name], args.iface, args.seconds, jar, log))
-        except Exception as exc:  # one broken setup should not lose the others
+        except Exception as exc:  # report, keep what was recorded
             print(f"{name}: failed: {exc!r}", file=sys.stderr)
         sessions[name] = log
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
