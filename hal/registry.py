@@ -29,9 +29,15 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
     "power_supply": {
         "infy-can": "hal.can.infy_supply:InfyPowerSupply",
+        "sim": "hal.sim.power_supply:SimPowerSupply",
     },
-    "isolation_monitor": {},
-    "plc_modem": {},
+    "isolation_monitor": {
+        "sim": "hal.sim.isolation:SimIsolationMonitor",
+    },
+    "plc_modem": {
+        "sim": "hal.plc_sim:SimPlcModem",
+        "homeplug": "hal.plc_raw:HomePlugModem",
+    },
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any, List, Literal, Optional
 
 from pydantic.v1 import BaseModel, Extra, Field
 
+from station.iso15118.config import Iso15118Config
 from station.ocpp.config import OcppConfig
 
 
@@ -104,6 +105,8 @@ class EvseConfig(Strict):
     board: DriverConfig
     meter: Optional[DriverConfig] = None
     connectors: List[ConnectorConfig] = Field(alias="connector", min_items=1)
+    #: `[evse.iso15118]`: SLAC + ISO 15118 / DIN 70121 SECC (station/iso15118/config.py). Needs hlc = true.
+    iso15118: Optional[Iso15118Config] = None
 
     class Config(Strict.Config):
         allow_population_by_field_name = True

@@ -148,6 +148,30 @@ def check_rules(data: dict[str, Any], base_dir: Path) -> list[Problem]:
     problems += _check_authorization(data)
     problems += _check_limits(data)
     problems += _check_paths(data, base_dir)
+    problems += _check_iso15118(data)
+    return problems
+
+
+def _check_iso15118(data: dict[str, Any]) -> list[Problem]:
+    """[evse.iso15118] needs an EVSE that emits 5 %; the package's PKI path is process-wide."""
+    problems = []
+    pki_paths: dict[str, Loc] = {}
+    for i, evse in evse_tables(data):
+        table = evse.get("iso15118")
+        if not isinstance(table, dict):
+            continue
+        if evse.get("hlc", False) is not True:
+            problems.append(Problem(("evse", i, "hlc"), "must be true when [evse.iso15118] is present (the EVSE "
+                                    "must emit 5 % PWM for SLAC and ISO 15118)", evse.get("hlc", False), "hlc" in evse))
+        tls = table.get("tls")
+        pki = tls.get("pki_path") if isinstance(tls, dict) else None
+        if isinstance(pki, str):
+            first = next(iter(pki_paths.values()), None)
+            if first is not None and pki not in pki_paths:
+                problems.append(Problem(("evse", i, "iso15118", "tls", "pki_path"),
+                                        f"must be the same for every EVSE (the SECC's PKI is process-wide); "
+                                        f"{key_path(first)} has {next(iter(pki_paths))!r}", pki, True))
+            pki_paths.setdefault(pki, ("evse", i, "iso15118", "tls", "pki_path"))
     return problems
 
 

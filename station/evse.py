@@ -181,12 +181,17 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
             self.hlc_power_request = on
         self.post(apply)
 
-    def fall_back_to_basic(self, reason: str) -> None:
-        """HLC failed: charge with the PWM current like a basic IEC 61851 EVSE."""
+    def fall_back_to_basic(self, reason: str, step_ef_s: float = 0.0) -> None:
+        """HLC failed: charge with the PWM current like a basic IEC 61851 EVSE. `step_ef_s` > 0: show
+        F that long first (ISO 15118-3 [V2G3-M06-05]: 5 % -> E/F -> nominal duty, T_step_EF >= 4 s)."""
         def apply() -> None:
             self.log.warning("falling back to basic PWM charging: %s", reason)
             self.hlc = False
             self.cause = f"HLC fallback: {reason}"
+            if step_ef_s > 0 and self.ev_present:
+                self._wakeup_done = True  # this F step replaces the legacy wake-up pulse
+                self._wakeup_pulse = True
+                self._start_timer("wakeup", step_ef_s, self._end_wakeup)
         self.post(apply)
 
     # ------------------------------------------------------------------ the task

@@ -450,3 +450,34 @@ def test_root_validator_errors_of_a_driver_are_reported(drivers: None, tmp_path:
     text = GOOD.replace('driver = "sim"\ncontactor_delay_s = 0.1', 'driver = "picky"\ncontactor_delay_s = 2')
     [issue] = issues_of(write(tmp_path, text))
     assert (issue.key, issue.message) == ("evse[1].board", "contactor_delay_s above 1 s needs cable_rating_a")
+
+
+def test_iso15118_needs_hlc_and_one_pki_path(tmp_path: Path) -> None:
+    cfg = tmp_path / "station.toml"
+    cfg.write_text('''[station]
+id = "X"
+vendor = "v"
+model = "m"
+
+[[evse]]
+id = 1
+board = { driver = "sim" }
+connector = [{ id = 1 }]
+[evse.iso15118]
+plc_modem = { driver = "sim", interface = "veth-a" }
+tls = { pki_path = "/etc/station/pki-a" }
+
+[[evse]]
+id = 2
+hlc = true
+board = { driver = "sim" }
+connector = [{ id = 1 }]
+[evse.iso15118]
+plc_modem = { driver = "sim", interface = "veth-b" }
+tls = { pki_path = "/etc/station/pki-b" }
+''')
+    with pytest.raises(ConfigError) as caught:
+        load_config(cfg)
+    text = str(caught.value)
+    assert "evse[1].hlc: must be true when [evse.iso15118] is present" in text
+    assert "evse[2].iso15118.tls.pki_path" in text and "must be the same for every EVSE" in text

@@ -62,8 +62,11 @@ PROFILES: dict[str, EVProfile] = {
         EVProfile(name="ac-1ph-16a", phases=1, max_current_a=16, battery_wh=12_000, soc_start=10),
         EVProfile(name="ac-1ph-32a", phases=1, max_current_a=32, battery_wh=40_000),
         EVProfile(name="ac-3ph-16a-vent", phases=3, max_current_a=16, battery_wh=60_000, wants_ventilation=True),
-        # DC vehicles talk ISO 15118 before any energy flows; until the SECC exists they wait at 5 %.
+        # DC vehicles talk ISO 15118 before any energy flows: at 5 % they close S2 and wait for the SECC
+        # (the simulated EV's SLAC + EVCC run over a veth pair: tests/iso15118_ev.py).
         EVProfile(name="dc-ccs", kind="dc", phases=3, max_current_a=200, battery_wh=77_000, hlc=True, soc_start=15),
+        # AC vehicle that prefers ISO 15118-2 at 5 % and charges with the PWM current after a fallback.
+        EVProfile(name="ac-3ph-16a-hlc", phases=3, max_current_a=16, battery_wh=60_000, hlc=True),
     )
 }
 
@@ -109,6 +112,8 @@ class EVState:
         self.s2_closed = False
         self.paused = False
         self.ventilation = profile.wants_ventilation
+        #: The EV's HLC layer wants state C (set when its SLAC/ISO 15118 session is up).
+        self.hlc_active = False
         #: Current per phase the EV aims to draw whenever the power path is closed.
         self.setpoint_a = 0.0
         self.energy_wh = 0.0
@@ -121,8 +126,13 @@ class EVState:
     def decide(self, reading: PilotReading, ignore_pwm_stop: bool) -> None:
         """Act on the pilot as read `reaction_s` ago: close S2 to request charge, or open it."""
         p = self.profile
-        allowed = reading.allowed_a if p.kind == "ac" else 0.0  # DC draws nothing until the SECC exists
-        if allowed >= MIN_CHARGE_CURRENT_A and not self.full and not self.paused:
+        allowed = reading.allowed_a if p.kind == "ac" else 0.0  # DC draws only what the power supply gives
+        if reading.hlc and p.hlc and self.hlc_active and not self.full and not self.paused:
+            # HLC session up (`sim.ev hlc-start`): S2 closed; the EVSE closes the contactor only
+            # when the session allows it (cable check / PowerDelivery).
+            self.s2_closed = True
+            self.setpoint_a = p.max_current_a if p.kind == "ac" else 0.0
+        elif allowed >= MIN_CHARGE_CURRENT_A and not self.full and not self.paused:
             self.s2_closed = True
             self.setpoint_a = min(p.max_current_a, allowed)
         elif ignore_pwm_stop and self.s2_closed and not self.full and not self.paused:
@@ -152,4 +162,5 @@ class EVState:
             "energy_wh": round(self.energy_wh, 3),
             "soc": round(self.soc, 3),
             "soc_target": self.profile.soc_target,
+            "hlc_active": self.hlc_active,
         }

@@ -37,9 +37,11 @@ FAULTS: dict[str, str] = {
     "emergency-stop": "emergency stop pressed: EMERGENCY_STOP and the contactor opens in hardware",
     "pp-invalid": "proximity pilot unreadable: no cable rating and PP_FAULT while plugged",
     "meter-fail": "the meter stops answering (read raises MeterError)",
+    "power-supply-fail": "the DC power supply stops answering (its commands raise)",
+    "isolation-fault": "the isolation monitor reads an insulation fault (DC cable check fails)",
 }
 
-EV_ACTIONS = ("pause", "resume", "ventilation-on", "ventilation-off")
+EV_ACTIONS = ("pause", "resume", "ventilation-on", "ventilation-off", "hlc-start", "hlc-stop")
 
 CP_HIGH_V: dict[CPState, float | None] = {
     CPState.A: 12.0, CPState.B: 9.0, CPState.C: 6.0, CPState.D: 3.0, CPState.E: 0.0, CPState.F: -12.0,
@@ -87,6 +89,8 @@ class SimPort:
         self._react_timer: TimerHandle | None = None
         self._full_timer: TimerHandle | None = None
         self._published: dict[str, Any] = {}
+        #: DC power supply output (on, volts, amps), set by SimPowerSupply.
+        self.dc_output: tuple[bool, float, float] = (False, 0.0, 0.0)
 
     # --- what the board measures -------------------------------------------------------------
     def cp_state(self) -> CPState:
@@ -150,9 +154,24 @@ class SimPort:
         ev = self.ev
         if ev is None or not self.contactor_closed or not ev.s2_closed:
             return 0.0
+        if ev.profile.kind == "dc":
+            on, _, amps = self.dc_output
+            return amps if on and not ev.full else 0.0
         return ev.setpoint_a * (OVERDRAW_FACTOR if "overdraw" in self.faults else 1.0)
 
+    def dc_voltage_v(self) -> float:
+        """Voltage on the DC output: the supply's while it is on and the contactor closed."""
+        on, volts, _ = self.dc_output
+        return volts if on and self.contactor_closed else 0.0
+
+    def set_dc_output(self, on: bool, voltage_v: float, current_a: float) -> None:
+        self.integrate()
+        self.dc_output = (on, voltage_v, current_a)
+        self._refresh()
+
     def live_phases(self) -> int:
+        if self.ev is not None and self.ev.profile.kind == "dc":
+            return 1  # one DC circuit
         return min(self.ev.profile.phases, self.settings.phases) if self.ev else 0
 
     def phase_currents(self) -> tuple[float, ...]:
@@ -160,6 +179,8 @@ class SimPort:
         return tuple(draw if i < live else 0.0 for i in range(self.settings.phases))
 
     def power_w(self) -> float:
+        if self.ev is not None and self.ev.profile.kind == "dc":
+            return self.dc_voltage_v() * self.draw_a()
         return self.settings.supply_voltage_v * self.draw_a() * self.live_phases()
 
     def integrate(self) -> None:
@@ -387,6 +408,9 @@ class SimPort:
             ev.stop_requesting()
         elif action == "resume":
             ev.paused = False
+            self._schedule_reaction()
+        elif action in ("hlc-start", "hlc-stop"):
+            ev.hlc_active = action == "hlc-start"
             self._schedule_reaction()
         else:
             ev.ventilation = action == "ventilation-on"
