@@ -46,6 +46,34 @@ def _be_patient(floor_s: float) -> None:
     comm_session.asyncio = PatientAsyncio()  # type: ignore[assignment]
 
 
+LOOP_REQUESTS = ("CurrentDemandReq", "ChargingStatusReq", "DC_ChargeLoopReq", "AC_ChargeLoopReq")
+
+
+class PacedCodec:
+    """Test EV only: sends charge-loop requests at most every `period` s, as real EVs do (~100 ms),
+    so a session's length (and energy) does not depend on how fast the SECC's codec answers."""
+
+    def __init__(self, inner: Any, period: float) -> None:
+        self.inner, self.period, self._last = inner, period, 0.0
+
+    def encode(self, message: str, namespace: str) -> bytes:
+        if any(name in message[:200] for name in LOOP_REQUESTS):
+            wait = self._last + self.period - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)  # the EV's own process: nothing else of ours waits on it
+            self._last = time.monotonic()
+        return self.inner.encode(message, namespace)
+
+    def decode(self, stream: bytes, namespace: str) -> str:
+        return self.inner.decode(stream, namespace)
+
+    def get_version(self) -> str:
+        return self.inner.get_version()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 async def main(args: argparse.Namespace) -> int:
     from hal.plc_homeplug import RawLink
     from hal.sim.slac_ev import EvSlac, EvSlacOptions
@@ -65,6 +93,8 @@ async def main(args: argparse.Namespace) -> int:
     if args.patience:
         _be_patient(args.patience)
     codec = JvmExiCodec(args.heap_mb)
+    if args.loop_period:
+        codec = PacedCodec(codec, args.loop_period)
     if args.warm:
         await asyncio.to_thread(warm_up, codec)
     emit("ready")
@@ -121,6 +151,7 @@ if __name__ == "__main__":
     parser.add_argument("--freeze-after", type=float, default=0.0, help="stop answering this long after SLAC")
     parser.add_argument("--pki-path", default=None)
     parser.add_argument("--patience", type=float, default=0.0, help="minimum wait for each SECC response (s)")
+    parser.add_argument("--loop-period", type=float, default=0.0, help="minimum charge-loop request period (s)")
     parser.add_argument("--verbose", action="store_true")
     ns = parser.parse_args()
     logging.basicConfig(level=logging.INFO if ns.verbose else logging.ERROR, stream=sys.stderr)

@@ -152,20 +152,28 @@ def warm_up(codec: Any, path: Path = WARMUP_FILE, rounds: int = 1, hot_rounds: i
     return calls
 
 
-_shared: JvmExiCodec | None = None
+_shared: dict[str, Any] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_codec(heap_mb: int = 128) -> JvmExiCodec:
-    """The station's one JVM codec, started and warmed up on first use (blocking: call it in a
-    worker thread). Later callers get the same instance whatever heap they ask for."""
-    global _shared
+def shared_codec(kind: str = "native", heap_mb: int = 128) -> Any:
+    """The station's one EXI codec of `kind`, made ready on first use (blocking: call it in a worker
+    thread). "native": our codec (station/exi), grammars built from the package's XSDs now, kept in
+    memory only (no pickle from a writable directory to trust). "java": the package's jar in a
+    heap-capped JVM, warmed up so the first session does not wait on class loading."""
     with _shared_lock:
-        if _shared is None:
-            codec = JvmExiCodec(heap_mb)
+        if kind not in _shared:
             started = time.monotonic()
-            calls = warm_up(codec)
-            log.info("EXI codec JVM started in %.1f s (heap cap %d MiB), warmed up with %d calls in %.1f s",
-                     codec.start_s, heap_mb, calls, time.monotonic() - started)
-            _shared = codec
-        return _shared
+            if kind == "native":
+                from station.exi.codec import NativeEXICodec
+
+                codec: Any = NativeEXICodec(preload=True, cache_dir="")
+                calls = warm_up(codec, rounds=1, hot_rounds=0)  # real messages through it once
+                log.info("native EXI codec ready in %.2f s (%d warm-up calls)", time.monotonic() - started, calls)
+            else:
+                codec = JvmExiCodec(heap_mb)
+                calls = warm_up(codec)
+                log.info("EXI codec JVM started in %.1f s (heap cap %d MiB), warmed up with %d calls in %.1f s",
+                         codec.start_s, heap_mb, calls, time.monotonic() - started)
+            _shared[kind] = codec
+        return _shared[kind]

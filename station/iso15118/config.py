@@ -112,7 +112,9 @@ class Iso15118Config(_Strict):
     contactor_timeout_s: float = Field(default=3.0, gt=0, le=3)
     #: Log level of the iso15118 package's own loggers (it logs every message at INFO).
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
-    #: JVM heap cap for the package's Java EXI codec (MiB).
+    #: EXI codec: "native" (station/exi: no JVM, sub-millisecond) or "java" (the package's EXICodec.jar).
+    exi_codec: Literal["native", "java"] = "native"
+    #: JVM heap cap for the package's Java EXI codec (MiB), when exi_codec = "java".
     jvm_heap_mb: int = Field(default=128, ge=48, le=1024)
 
     @validator("auth_modes")

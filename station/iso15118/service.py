@@ -60,7 +60,7 @@ class Iso15118Service:
         first = next(iter(self.evses.values())).cfg
         package.load(first.log_level)
         # JVM start and warm-up take seconds: off the event loop, before any EV can be matched.
-        self.codec = TimedCodec(await asyncio.to_thread(shared_codec, first.jvm_heap_mb))
+        self.codec = TimedCodec(await asyncio.to_thread(shared_codec, first.exi_codec, first.jvm_heap_mb))
         for hlc in self.evses.values():
             await hlc.start(self.codec)
         if self.station.control is not None:
