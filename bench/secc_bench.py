@@ -71,15 +71,21 @@ async def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="secc_bench"))
     with netns.ev_namespace() as wire:
-        cfg = station_config(tmp, wire, kind="dc", jvm_heap_mb=args.heap_mb, ev_silence_timeout_s=10.0)
+        cfg = station_config(tmp, wire, kind="dc", jvm_heap_mb=args.heap_mb, ev_silence_timeout_s=10.0,
+                             exi_codec=args.codec)
         rss_before = rss_mib()
         started = time.monotonic()
         async with HlcRig(cfg, wire, tmp) as rig:
             service = [s for s in rig.station.services if type(s).__name__ == "Iso15118Service"][0]
-            jvm = service.codec.inner
-            print(f"SECC up in {time.monotonic() - started:.1f} s: JVM start {jvm.start_s:.1f} s + warm-up "
-                  f"(heap cap {jvm.heap_mb} MiB); Python RSS {rss_before:.0f} -> {rss_mib():.0f} MiB, "
-                  f"JVM RSS {rss_mib(jvm.pid):.0f} MiB")
+            jvm = service.codec.inner if args.codec == "java" else None
+
+            def jvm_rss() -> str:
+                return f"JVM RSS {rss_mib(jvm.pid):.0f} MiB" if jvm is not None else "no JVM"
+
+            start = (f"JVM start {jvm.start_s:.1f} s + warm-up (heap cap {jvm.heap_mb} MiB)" if jvm is not None
+                     else "native EXI codec (grammars built at start)")
+            print(f"SECC up in {time.monotonic() - started:.1f} s: {start}; Python RSS {rss_before:.0f} -> "
+                  f"{rss_mib():.0f} MiB, {jvm_rss()}")
             first = await run_session(rig, args.protocol, 10)
             table(f"first session after start ({args.protocol}, 10 loops): SECC response time", first)
             long = await run_session(rig, args.protocol, args.loops)
@@ -95,7 +101,7 @@ async def main(args: argparse.Namespace) -> int:
             if enc and dec:
                 print(f"codec alone: encode p50 {statistics.median(enc) * 1000:.1f} ms, "
                       f"decode p50 {statistics.median(dec) * 1000:.1f} ms")
-            print(f"memory after the sessions: Python RSS {rss_mib():.0f} MiB, JVM RSS {rss_mib(jvm.pid):.0f} MiB")
+            print(f"memory after the sessions: Python RSS {rss_mib():.0f} MiB, {jvm_rss()}")
             print(f"load average now: {os.getloadavg()[0]:.2f} (2 cores shared: figures scale with it)")
     return 0
 
@@ -105,4 +111,5 @@ if __name__ == "__main__":
     parser.add_argument("--protocol", choices=["din", "iso2-dc", "iso20-dc"], default="din")
     parser.add_argument("--loops", type=int, default=250, help="charge loop cycles in the long session (>= 200)")
     parser.add_argument("--heap-mb", type=int, default=128)
+    parser.add_argument("--codec", choices=["native", "java"], default="native", help="the SECC's EXI codec")
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -141,7 +141,7 @@ class HlcRig:
         return self
 
     async def _ev_process(self, protocol: str, *ev_args: str) -> EvProcess:
-        return await EvProcess(self.wire, "--protocol", protocol, "--patience", "3", "--loop-period", "0.1", *ev_args).start()
+        return await EvProcess(self.wire, "--protocol", protocol, "--patience", "3", "--loop-period", "0.2", *ev_args).start()
 
     async def __aexit__(self, *exc: object) -> None:
         if self.ev is not None:

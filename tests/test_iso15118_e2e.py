@@ -76,6 +76,16 @@ async def test_dc_session(protocol: str, wire: netns.Wire, tmp_path: Path) -> No
         assert result["log"][-2:] == [("PowerDelivery", "open"), ("PowerDelivery", "opened", True)]
 
 
+async def test_dc_session_with_the_java_codec_fallback(wire: netns.Wire, tmp_path: Path) -> None:
+    """exi_codec = "java" (the package's jar) stays a working fallback for the native codec."""
+    cfg = station_config(tmp_path, wire, kind="dc", exi_codec="java")
+    async with HlcRig(cfg, wire, tmp_path, ("din",)) as rig:
+        service = next(s for s in rig.station.services if type(s).__name__ == "Iso15118Service")
+        assert type(service.codec.inner).__name__ == "JvmExiCodec"
+        result = await full_session(rig, "dc-ccs")
+        assert iec_path(rig) == ["B2", "C2", "B2", "A"] and result["energy_wh"] > 0.1
+
+
 async def test_iso2_dc_session_over_tls(wire: netns.Wire, tmp_path: Path) -> None:
     """The EV asks for TLS in SDP; the SECC serves it with the PKI at tls.pki_path (a test PKI made by the
     package's own create_certs.sh; the EV trusts the same one)."""
