@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from ocpp.exceptions import InternalError
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call_result
 from ocpp.v201.enums import Action
@@ -90,8 +91,17 @@ class CsmsChargePoint(ChargePoint):
 
     @on(Action.transaction_event)
     def on_transaction_event(self, **payload: Any) -> Any:
+        if self.csms.fail_transaction_events > 0:  # tests of MessageAttempts: a CSMS that cannot process it
+            self.csms.fail_transaction_events -= 1
+            self._record("TransactionEventFailed", payload)
+            raise InternalError("dev CSMS told to fail this TransactionEvent")
         self._record("TransactionEvent", payload)
-        return call_result.TransactionEvent(id_token_info={"status": "Accepted"} if payload.get("id_token") else None)
+        self.csms.tx_log.append(payload)
+        token = payload.get("id_token")
+        if not token:
+            return call_result.TransactionEvent()
+        status = self.csms.tx_token_statuses.get(token["id_token"], self.csms.token_status(token["id_token"]))
+        return call_result.TransactionEvent(id_token_info=self.csms.id_token_info(token["id_token"], status))
 
     @on(Action.meter_values)
     def on_meter_values(self, **payload: Any) -> Any:
@@ -101,7 +111,8 @@ class CsmsChargePoint(ChargePoint):
     @on(Action.authorize)
     def on_authorize(self, **payload: Any) -> Any:
         self._record("Authorize", payload)
-        return call_result.Authorize(id_token_info={"status": "Accepted"})
+        token = payload["id_token"]["id_token"]
+        return call_result.Authorize(id_token_info=self.csms.id_token_info(token, self.csms.token_status(token)))
 
     @on(Action.firmware_status_notification)
     def on_firmware_status_notification(self, **payload: Any) -> Any:
@@ -150,12 +161,29 @@ class DevCsms:
     response_timeout: float = 10.0
     verbose: bool = True
     clock_offset_s: float = 0.0
+    #: Authorize / TransactionEvent idTokenInfo: token -> status (default Accepted), group ids.
+    token_statuses: dict[str, str] = field(default_factory=dict)
+    tx_token_statuses: dict[str, str] = field(default_factory=dict)
+    group_ids: dict[str, str] = field(default_factory=dict)
+    #: answer the next N TransactionEvents with a CALLERROR (InternalError)
+    fail_transaction_events: int = 0
+    #: every TransactionEvent processed, over all connections (billing view; duplicates included)
+    tx_log: list[dict[str, Any]] = field(default_factory=list)
     stations: dict[str, CsmsChargePoint] = field(default_factory=dict)
     connections: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     peer_certs: list[dict[str, Any]] = field(default_factory=list)
     _server: Server | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def token_status(self, token: str) -> str:
+        return self.token_statuses.get(token, "Accepted")
+
+    def id_token_info(self, token: str, status: str) -> dict[str, Any]:
+        info: dict[str, Any] = {"status": status}
+        if token in self.group_ids:
+            info["group_id_token"] = {"id_token": self.group_ids[token], "type": "Central"}
+        return info
 
     def current_time(self) -> str:
         moment = datetime.now(timezone.utc).timestamp() + self.clock_offset_s

@@ -62,6 +62,7 @@ CONTROLLER_VARIABLES: tuple[VarDef, ...] = (
     _v("TxCtrlr", "EVConnectionTimeOut", 60, unit="s", min_limit=0, max_limit=3600),
     _v("TxCtrlr", "StopTxOnEVSideDisconnect", True, "boolean", **RO),
     _v("TxCtrlr", "StopTxOnInvalidId", True, "boolean"),
+    _v("TxCtrlr", "MaxEnergyOnInvalidId", 0, unit="Wh", min_limit=0, max_limit=1000000),
     _v("TxCtrlr", "TxStartPoint", "EVConnected,Authorized", "MemberList", values_list=TX_POINTS),
     _v("TxCtrlr", "TxStopPoint", "EVConnected,Authorized", "MemberList", values_list=TX_POINTS),
     # DeviceDataCtrlr
@@ -106,6 +107,17 @@ CONTROLLER_VARIABLES: tuple[VarDef, ...] = (
     _v("AuthCtrlr", "AuthorizeRemoteStart", True, "boolean"),
     _v("AuthCtrlr", "LocalAuthorizeOffline", True, "boolean"),
     _v("AuthCtrlr", "LocalPreAuthorize", False, "boolean"),
+    _v("AuthCtrlr", "OfflineTxForUnknownIdEnabled", False, "boolean"),
+    _v("AuthCtrlr", "MasterPassGroupId", "", "string", max_limit=36),
+    # AuthCacheCtrlr (MaxEntries: this station's bound on the cache, least recently used evicted first)
+    _v("AuthCacheCtrlr", "Enabled", True, "boolean"),
+    _v("AuthCacheCtrlr", "LifeTime", 86400, unit="s", min_limit=1, max_limit=31536000),
+    _v("AuthCacheCtrlr", "Policy", "LRU", "OptionList", values_list="LRU", **RO),
+    _v("AuthCacheCtrlr", "MaxEntries", 1000, min_limit=1, max_limit=100000),
+    # LocalAuthListCtrlr
+    _v("LocalAuthListCtrlr", "Enabled", True, "boolean"),
+    _v("LocalAuthListCtrlr", "ItemsPerMessage", 500, min_limit=1, max_limit=10000, **RO),
+    _v("LocalAuthListCtrlr", "BytesPerMessage", 65536, min_limit=1024, max_limit=1048576, **RO),
 )
 
 #: Set from the config, not the seeds table (identity, profile, password have their own keys).

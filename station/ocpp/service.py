@@ -19,16 +19,24 @@ from ocpp.v201 import call_result
 from websockets.asyncio.client import ClientConnection
 
 from station.ocpp import security
+from station.ocpp.aligned_data import AlignedData
+from station.ocpp.authorization import Authorization
 from station.ocpp.availability import Availability
 from station.ocpp.boot import PENDING_ALLOWED, Boot, StationTime
 from station.ocpp.config import OcppConfig
+from station.ocpp.device_model import ComponentRef
 from station.ocpp.dm_build import build_device_model, config_seeds
+from station.ocpp.dm_catalog import VarDef
 from station.ocpp.dm_store import DeviceModelStore
 from station.ocpp.handlers_provisioning import ProvisioningHandlers, limits_check, notify_report_parts
 from station.ocpp.handlers_remote import RemoteHandlers, builtin_triggers
+from station.ocpp.handlers_auth import AuthHandlers
+from station.ocpp.handlers_tx import TransactionHandlers
+from station.ocpp.message_queue import DurableQueue
 from station.ocpp.outbox import Outbox
 from station.ocpp.rpc import RobustChargePoint, RpcError
 from station.ocpp.status import StatusReporter
+from station.ocpp.transactions import Transactions
 from station.ocpp.transport import BackOff, Link, LinkSettings
 from station.session import ConnectorStatusChanged, EVDisconnected, EvseEvent
 
@@ -38,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("station.ocpp")
 
 
-class StationChargePoint(ProvisioningHandlers, RemoteHandlers, RobustChargePoint):
+class StationChargePoint(TransactionHandlers, AuthHandlers, ProvisioningHandlers, RemoteHandlers, RobustChargePoint):
     def __init__(self, svc: "OcppService", connection: ClientConnection) -> None:
         assert svc.config is not None
         self.svc = svc
@@ -70,6 +78,17 @@ class OcppService:
                                      lambda: self.dm.int_value("OCPPCommCtrlr", "OfflineThreshold", default=600))
         self.triggers: dict[str, Callable[[int | None, int | None], Any]] = builtin_triggers(self)
         self.data_transfer_vendors: dict[str, Callable[[str | None, Any], Any]] = {}
+        # Issue 4: durable queue (transaction messages), transactions from the EVSE events.
+        self.queue = DurableQueue(self)
+        self.transactions = Transactions(self)
+        self.authorization = Authorization(self)
+        self.dm.add(ComponentRef("LocalAuthListCtrlr"),
+                    VarDef("LocalAuthListCtrlr", "Entries", "integer", mutability="ReadOnly"),
+                    live={"Actual": lambda: str(len(self.authorization.local_list.entries))})
+        self.triggers["TransactionEvent"] = self.transactions.trigger
+        self.aligned = AlignedData(self)
+        self.status.durable = self.queue_if_queue_all
+        self.triggers["MeterValues"] = self.aligned.trigger
         self.cp: StationChargePoint | None = None
         self.link: Link | None = None
         self._seeds: dict[str, str] = {}
@@ -106,6 +125,11 @@ class OcppService:
         self.dm.watch("OCPPCommCtrlr.HeartbeatInterval", self.boot.heartbeat_interval_changed)
         self.dm.watch("SecurityCtrlr.BasicAuthPassword", self._password_changed)
         self.station.listeners.append(self._on_event)
+        self.transactions.recover(await self.queue.load())
+        await self.authorization.load()
+        self.station.token_handler = self.authorization.token_presented
+        self._apply_ev_connection_timeout(self.dm.value("TxCtrlr", "EVConnectionTimeOut") or "60")
+        self.dm.watch("TxCtrlr.EVConnectionTimeOut", self._apply_ev_connection_timeout)
         dm = self.dm
         self.link = Link(
             LinkSettings(url=security.endpoint(self.config.csms_url, self.station.config.station.id), tls=context,
@@ -116,6 +140,8 @@ class OcppService:
                     lambda: dm.int_value("OCPPCommCtrlr", "RetryBackOffRandomRange", default=10),
                     lambda: dm.int_value("OCPPCommCtrlr", "RetryBackOffRepeatTimes", default=3)))
         self.spawn(self.outbox.run())
+        self.spawn(self.queue.run())
+        self.spawn(self.aligned.run())
         self.spawn(self.link.run(self._session, self._link_down))
         if self.station.control is not None:
             self.station.control.add_handlers({"ocpp.status": self._control_status})
@@ -131,6 +157,8 @@ class OcppService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.queue.close()
+        await self.authorization.close()
         await self.store.close()
 
     def _headers(self) -> dict[str, str]:
@@ -150,6 +178,24 @@ class OcppService:
             await cp.start()
         finally:
             boot.cancel()
+
+    def queue_if_queue_all(self, payload: Any) -> "asyncio.Future[Any] | None":
+        """OCPPCommCtrlr.QueueAllMessages: other messages go through the durable queue too. With payload
+        None: only whether that is on (a ready future)."""
+        if not self.dm.bool_value("OCPPCommCtrlr", "QueueAllMessages", default=False):
+            return None
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if payload is None:
+            future.set_result(None)
+            return future
+        self.queue.enqueue(payload, on_result=future.set_result)
+        return future
+
+    def _apply_ev_connection_timeout(self, value: str) -> None:
+        # The Evse reads this attribute when a token arrives before the cable (its own config value
+        # otherwise): TxCtrlr.EVConnectionTimeOut governs it under OCPP.
+        for evse in self.station.evses.values():
+            evse.ev_connection_timeout_s = float(value)
 
     def _password_changed(self, _value: str) -> None:
         def reconnect() -> None:
@@ -180,6 +226,7 @@ class OcppService:
 
     def _on_event(self, event: EvseEvent) -> None:
         self.status.on_event(event)
+        self.transactions.on_event(event)
         if (self.availability.scheduled or self.availability.reset_scheduled) and isinstance(
                 event, (EVDisconnected, ConnectorStatusChanged)):
             self.spawn(self.availability.on_idle_check(event))
@@ -208,7 +255,8 @@ class OcppService:
     async def _control_status(self, args: dict[str, Any]) -> dict[str, Any]:
         link = self.link
         return {"connected": self.connected, "boot": self.boot.status, "queued": self.outbox.pending(),
-                "sent": self.outbox.sent, "url": link.settings.url if link else None,
+                "sent": self.outbox.sent, "durable_queued": self.queue.pending(),
+                "durable_delivered": self.queue.delivered, "durable_dropped": self.queue.dropped, "url": link.settings.url if link else None,
                 "last_error": link.last_error if link else None,
                 "counters": dict(self.cp.counters) if self.cp else None}
 
