@@ -61,7 +61,7 @@ async def run_session(rig, protocol: str, loops: int) -> dict[str, list[float]]:
 
 
 async def main(args: argparse.Namespace) -> int:
-    from tests import netns
+    from station import simnet as netns
     from tests.iso15118_rig import HlcRig, station_config
 
     reason = netns.skip_reason()

@@ -22,9 +22,9 @@ log = logging.getLogger("demo")
 AC_PROFILES = ["ac-3ph-16a", "ac-1ph-32a"]
 
 
-def default_profile() -> Path:
-    here = Path(__file__).resolve().parent.parent / "profiles" / "sim-ac-2evse.toml"
-    return here if here.exists() else Path("profiles/sim-ac-2evse.toml")
+def default_profile(name: str = "sim-ac-2evse.toml") -> Path:
+    here = Path(__file__).resolve().parent.parent / "profiles" / name
+    return here if here.exists() else Path("profiles") / name
 
 
 async def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -48,7 +48,18 @@ def _load_dev_csms() -> Any | None:
     return module
 
 
-async def run_demo(config: StationConfig, charge_seconds: float = 4.0) -> int:
+async def run_demo(config: StationConfig, charge_seconds: float = 4.0, dc_config: StationConfig | None = None) -> int:
+    """The AC phase (station + CSMS), then with `dc_config` the ISO 15118 DC phase (station/demo_hlc.py)."""
+    result = await _run_ac_demo(config, charge_seconds)
+    if result == 0 and dc_config is not None:
+        from station.demo_hlc import run_hlc_demo
+
+        result = await run_hlc_demo(dc_config, Path(tempfile.mkdtemp(prefix="station-demo-dc-")))
+    log.info("demo: %s", "all phases complete" if result == 0 else "FAILED")
+    return result
+
+
+async def _run_ac_demo(config: StationConfig, charge_seconds: float) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="station-demo-"))
     station_info = config.station.copy(update={"state_dir": workdir})
     config = config.copy(update={"station": station_info})
@@ -115,7 +126,8 @@ async def _session(station: Station, config: StationConfig, sock: Path, seen: li
                             f"EVSE {evse_id} to be Available")
         if csms is not None:  # the last StatusNotifications travel while we wrap up
             cp = csms.stations[config.station.id]
-            await _wait_for(lambda: _csms_sees_all_available(cp, station), 10, "the CSMS to see every connector Available")
+            await _wait_for(lambda: _csms_sees_all_available(cp, station) and _csms_ended(cp) >= len(ac), 10,
+                            "the CSMS to see every connector Available and every transaction Ended")
     except (TimeoutError, asyncio.TimeoutError, control_client.ControlError) as exc:
         log.error("demo failed: %s", exc)
         return 1
@@ -124,10 +136,11 @@ async def _session(station: Station, config: StationConfig, sock: Path, seen: li
         received = [action for action, _ in csms.stations[config.station.id].received]
         counts = {a: received.count(a) for a in dict.fromkeys(received)}
         log.info("demo: the CSMS received %s", ", ".join(f"{n} {a}" for a, n in counts.items()))
-        occupied = [p for a, p in csms.stations[config.station.id].received
-                    if a == "StatusNotification" and p["connector_status"] == "Occupied"]
-        if "BootNotification" not in counts or len(occupied) < len(ac):
-            log.error("demo: the CSMS did not see the sessions")
+        received_calls = csms.stations[config.station.id].received
+        occupied = [p for a, p in received_calls if a == "StatusNotification" and p["connector_status"] == "Occupied"]
+        started = sum(1 for a, p in received_calls if a == "TransactionEvent" and p.get("event_type") == "Started")
+        if "BootNotification" not in counts or len(occupied) < len(ac) or started < len(ac):
+            log.error("demo: the CSMS did not see the sessions (statuses and started/ended transactions)")
             return 1
     return verdict
 
@@ -142,6 +155,10 @@ async def _show(sock: Path, seconds: float) -> None:
             log.info("demo: EVSE %s %-10s %-13s %5.1f A limit, %7.0f W, session %6.1f Wh", evse["id"],
                      evse["state"], evse["charging_state"], evse["current_limit_a"], evse.get("power_w") or 0.0,
                      session.get("energy_wh", 0.0))
+
+
+def _csms_ended(cp: Any) -> int:
+    return sum(1 for p in cp.of("TransactionEvent") if p.get("event_type") == "Ended")
 
 
 def _csms_sees_all_available(cp: Any, station: Station) -> bool:

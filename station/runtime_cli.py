@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                       help="simulated station profile (default: profiles/sim-ac-2evse.toml)")
     demo.add_argument("--charge-seconds", type=float, default=4.0, help="how long each EV charges")
     demo.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    demo.add_argument("--no-dc", action="store_true",
+                      help="skip the ISO 15118 DC phase (profiles/sim-dc.toml; needs root for network namespaces)")
     demo.set_defaults(func=_demo)
 
 
@@ -51,7 +53,8 @@ def _demo(args: argparse.Namespace) -> int:
     from station.demo import default_profile, run_demo
 
     config = _load(args.config or default_profile())
-    if config is None:
+    dc_config = None if args.no_dc else _load(default_profile("sim-dc.toml"))
+    if config is None or (dc_config is None and not args.no_dc):
         return 2
     setup_logging(args.log_level)
-    return asyncio.run(run_demo(config, charge_seconds=args.charge_seconds))
+    return asyncio.run(run_demo(config, charge_seconds=args.charge_seconds, dc_config=dc_config))

@@ -1,6 +1,6 @@
 """End to end on the simulator: plug in -> SLAC -> SDP -> a full session with the iso15118 package's
 EVCC -> energy on the simulated meter -> stop -> unplug, for each protocol the station offers.
-The EV runs in its own network namespace on one end of a veth pair (tests/netns.py)."""
+The EV runs in its own network namespace on one end of a veth pair (station/simnet.py)."""
 from __future__ import annotations
 
 import shutil
@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator
 import pytest
 
 from station.session import PowerPathClosed
-from tests import netns
+from station import simnet as netns
 from tests.iso15118_rig import HlcRig, station_config
 
 pytestmark = pytest.mark.skipif(netns.skip_reason() is not None, reason=str(netns.skip_reason()))

@@ -10,7 +10,7 @@ from typing import AsyncIterator
 import pytest
 
 from hal.sim.ev import profile
-from tests import netns
+from station import simnet as netns
 from tests.iso15118_rig import HlcRig, station_config
 
 #: A DIN session with 500 CurrentDemand cycles: it will not end on its own during a test.

@@ -15,7 +15,7 @@ from hal.plc_homeplug import (
 from hal.plc_sim import SimPlcModem
 from hal.sim.slac_ev import EvSlac, EvSlacOptions, SlacFailed
 from station.slac import SlacMatcher, SlacTimers
-from tests import netns
+from station import simnet as netns
 
 pytestmark = pytest.mark.skipif(netns.skip_reason() is not None, reason=str(netns.skip_reason()))
 

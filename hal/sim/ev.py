@@ -63,7 +63,7 @@ PROFILES: dict[str, EVProfile] = {
         EVProfile(name="ac-1ph-32a", phases=1, max_current_a=32, battery_wh=40_000),
         EVProfile(name="ac-3ph-16a-vent", phases=3, max_current_a=16, battery_wh=60_000, wants_ventilation=True),
         # DC vehicles talk ISO 15118 before any energy flows: at 5 % they close S2 and wait for the SECC
-        # (the simulated EV's SLAC + EVCC run over a veth pair: tests/iso15118_ev.py).
+        # (the simulated EV's SLAC + EVCC run over a veth pair: scripts/sim_hlc_ev.py).
         EVProfile(name="dc-ccs", kind="dc", phases=3, max_current_a=200, battery_wh=77_000, hlc=True, soc_start=15),
         # AC vehicle that prefers ISO 15118-2 at 5 % and charges with the PWM current after a fallback.
         EVProfile(name="ac-3ph-16a-hlc", phases=3, max_current_a=16, battery_wh=60_000, hlc=True),

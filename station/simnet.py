@@ -1,4 +1,4 @@
-"""Network namespaces and veth pairs for SLAC / ISO 15118 tests (root only).
+"""Network namespaces and veth pairs for simulated SLAC / ISO 15118 sessions: tests, demo, benchmark (root only).
 
 `veth_pair()`: both ends in this namespace (raw-Ethernet SLAC tests). `ev_namespace()`: the EV's
 end in its own network namespace, so the SECC and the EV each have an IPv6 link-local address on
