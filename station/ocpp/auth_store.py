@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from station.ocpp.sqlite_durable import open_durable
 
 Entry = dict[str, Any]
 
@@ -22,11 +23,7 @@ class AuthStore:
 
     def _open(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            os.chmod(self.path, 0o600)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            db = open_durable(self.path)
             db.execute("CREATE TABLE IF NOT EXISTS cache (token TEXT PRIMARY KEY, entry TEXT NOT NULL)")
             db.execute("CREATE TABLE IF NOT EXISTS local_list (token TEXT PRIMARY KEY, info TEXT NOT NULL)")
             db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)")

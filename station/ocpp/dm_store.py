@@ -6,10 +6,11 @@ value the station acknowledged. All SQLite work runs on one worker thread, never
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from station.ocpp.sqlite_durable import open_durable
 
 
 class DeviceModelStore:
@@ -20,11 +21,7 @@ class DeviceModelStore:
 
     def _open(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            os.chmod(self.path, 0o600)  # holds BasicAuthPassword
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            db = open_durable(self.path)
             db.execute("CREATE TABLE IF NOT EXISTS dm_value (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             db.execute("CREATE TABLE IF NOT EXISTS dm_seed (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from station.ocpp.sqlite_durable import open_durable
 
 
 @dataclass
@@ -44,11 +45,7 @@ class QueueStore:
     # ----------------------------------------------------------------- blocking parts (worker thread)
     def _open(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            os.chmod(self.path, 0o600)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            db = open_durable(self.path)
             db.execute("CREATE TABLE IF NOT EXISTS message (seq INTEGER PRIMARY KEY, action TEXT NOT NULL, "
                        "payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)")
             db.execute("CREATE TABLE IF NOT EXISTS tx (tx_id TEXT PRIMARY KEY, state TEXT NOT NULL)")
