@@ -97,6 +97,7 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
         self._charging_state: ChargingState | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._rcd_reset_pending = False
+        self._hlc_stop_grace = False  # deauthorized HLC session: power stays until the SECC releases it
         self._unlock_waiters: list[asyncio.Future[bool]] = []
         self._path_closed = False
         self._held: list[EvseEvent] | None = None
@@ -179,7 +180,16 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
     def set_hlc_power_request(self, on: bool) -> None:
         def apply() -> None:
             self.hlc_power_request = on
+            if not on:
+                self._end_hlc_stop_grace()
         self.post(apply)
+
+    def _end_hlc_stop_grace(self) -> None:
+        if self._hlc_stop_grace and self.hlc_power_request:
+            self.log.warning("the SECC did not end the session %.0f s after the stop: power off",
+                             self.timing.pwm_stop_force_off_s)
+        self._hlc_stop_grace = False
+        self._cancel("hlc_stop")
 
     def fall_back_to_basic(self, reason: str, step_ef_s: float = 0.0) -> None:
         """HLC failed: charge with the PWM current like a basic IEC 61851 EVSE. `step_ef_s` > 0: show
@@ -341,6 +351,7 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
             self._authorize(None, "NoAuthorization")
 
     def _on_disconnect(self) -> None:
+        self._end_hlc_stop_grace()
         session = self.session
         self._wakeup_done = False
         self._unlock_due = False  # an unlock lasts until the cable is out
@@ -375,6 +386,12 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
             return
         self.authorized = False
         self.cause = f"deauthorized: {reason}"
+        if self.hlc and self.hlc_power_request and self._applied is not None and self._applied.power:
+            # A normal stop of an HLC session: the SECC tells the EV to stop and ramps the power modules
+            # down, then releases the power path, so DC contactors do not open under load. Bounded like
+            # IEC 61851's PWM-stop grace; a fault still cuts at once.
+            self._hlc_stop_grace = True
+            self._start_timer("hlc_stop", self.timing.pwm_stop_force_off_s, self._end_hlc_stop_grace)
         session = self.session
         if session is not None:
             self._emit(Deauthorized(self.id, self.clock.wall(), session.id, reason))

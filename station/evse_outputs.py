@@ -39,7 +39,7 @@ class OutputsMixin:
             pilot = PilotCommand.f() if self._wakeup_pulse else PilotCommand.pwm(self._next_duty())
         power = False
         if state in ("C2", "D2") and (state == "C2" or self.config.ventilation):
-            power = (self.authorized and not self._wakeup_pulse and self._locked_ok()
+            power = ((self.authorized or self._hlc_stop_grace) and not self._wakeup_pulse and self._locked_ok()
                      and (not self.hlc or self.hlc_power_request))
         elif state in ("C1", "D1"):
             power = self._grace

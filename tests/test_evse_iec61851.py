@@ -518,3 +518,37 @@ async def test_unlock_connector_only_without_power_and_until_unplug(tmp_path) ->
         await rig.sim("sim.plug", evse=1, profile="ac-3ph-16a")
         await rig.advance(1.0)
         assert rig.board().inputs.lock.value == "locked" and rig.evse().state == "C2"
+
+
+async def test_hlc_stop_waits_for_the_secc_but_not_for_long_and_never_on_a_fault(tmp_path) -> None:
+    cfg = config(tmp_path, evse={"hlc": True}, connector={"lock": False}, board={"cable_rating_a": 32})
+
+    async def hlc_charging(rig: Rig) -> None:
+        await rig.sim("sim.plug", evse=1, profile="ac-3ph-16a-hlc")
+        await rig.advance(0.5)
+        assert rig.board().port.pilot == PilotCommand.pwm(5.0)
+        await rig.sim("sim.ev", evse=1, action="hlc-start")
+        await rig.advance(0.5)
+        rig.evse().set_hlc_power_request(True)  # the SECC at PowerDelivery(Start)
+        await rig.advance(0.5)
+        assert rig.evse().state == "C2" and rig.power_allowed()
+
+    async with Rig(cfg, tmp_path) as rig:
+        await hlc_charging(rig)
+        rig.evse().deauthorize("Remote")
+        await rig.advance(2.0)
+        assert rig.power_allowed(), "the SECC ramps down and ends the session first"
+        rig.evse().set_hlc_power_request(False)
+        await rig.clock.settle()
+        assert not rig.power_allowed()
+    async with Rig(cfg, tmp_path) as rig:
+        await hlc_charging(rig)
+        rig.evse().deauthorize("Remote")
+        await rig.advance(5.9)
+        assert rig.power_allowed()
+        await rig.advance(0.2)
+        assert not rig.power_allowed(), "a SECC that never releases the power path is overruled after 6 s"
+    async with Rig(cfg, tmp_path) as rig:
+        await hlc_charging(rig)
+        await rig.sim("sim.fault", evse=1, fault="rcd")
+        assert not rig.power_allowed(), "a fault never waits for the SECC"

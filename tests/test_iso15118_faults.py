@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import pytest
 
@@ -110,8 +110,12 @@ async def test_station_stop_request_mid_session(wire: netns.Wire, tmp_path: Path
     the EV is told to stop in the next status (DIN: EVSE_Shutdown + StopCharging)."""
     async with HlcRig(station_config(tmp_path, wire), wire, tmp_path, LONG_DIN) as rig:
         await charging(rig)
+        at_open: list[tuple[Any, ...]] = []  # the power modules' output when the contactor opened
+        rig.evse.listeners.append(lambda e: at_open.append(rig.port.dc_output) if e.name == "PowerPathOpened" else None)
         rig.evse.deauthorize("Remote")
         await power_is_off(rig, 0.5)
+        # A normal stop: the modules ramp down first, so the DC contactors never open under load.
+        assert at_open and at_open[0][0] is False, at_open
         assert rig.hlc.controller.stop_reason == "deauthorized: Remote"
         status = await rig.hlc.controller.get_dc_evse_status()
         assert (status.evse_status_code.value, status.evse_notification.value) == ("EVSE_Shutdown", "StopCharging")
