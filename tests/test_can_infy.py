@@ -244,3 +244,17 @@ async def test_module_that_never_answers_blocks_switch_on() -> None:
     finally:
         await supply.stop()
         await sim.stop()
+
+
+def test_the_power_module_profile_fragment_validates() -> None:
+    """profiles/power-modules/infy-can.toml is what a field engineer copies: it must be valid settings."""
+    import tomllib
+    from pathlib import Path
+
+    from hal import registry
+
+    path = Path(__file__).resolve().parent.parent / "profiles" / "power-modules" / "infy-can.toml"
+    table = dict(tomllib.loads(path.read_text())["evse"]["iso15118"]["power_supply"])
+    cls = registry.load("power_supply", table.pop("driver"))
+    settings = cls.Settings.parse_obj(table)
+    assert settings.channel == "can0" and settings.modules == [0, 1]
