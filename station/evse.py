@@ -28,7 +28,7 @@ from station.evse_faults import FaultLatch
 from station.evse_outputs import FAIL_SAFE, Outputs, OutputsMixin
 from station.evse_supervision import SupervisionMixin
 from station.evse_view import EvseViewMixin
-from station.iec61851 import duty_for_current
+from hal.iec61851 import duty_for_current
 from station.limits import CurrentLimiter
 from station.session import (
     Authorized, ChargingState, ConnectorStatus, Deauthorized, EnergyTransferStarted, EnergyTransferStopped,

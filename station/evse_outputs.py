@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from hal.board import LockState, PilotCommand
 from station import faults as F
-from station.iec61851 import HLC_DUTY_PCT, duty_for_current
+from hal.iec61851 import HLC_DUTY_PCT, duty_for_current
 
 PWM_STATES = {"B2", "C2", "D2"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hal.board import CPState, LockState, PilotMode
 from hal.meter import MeterReading
-from station.iec61851 import current_for_duty
+from hal.iec61851 import current_for_duty
 from station import faults as F
 from station.session import PowerPathClosed, PowerPathOpened
 

@@ -33,6 +33,3 @@ class CurrentLimiter:
     @property
     def sources(self) -> dict[str, float]:
         return dict(self._sources)
-
-    def limiting_source(self) -> str:
-        return min(self._sources, key=self._sources.__getitem__)

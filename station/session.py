@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from hal.meter import MeterReading
-from station.faults import Fault
 
 
 class ConnectorStatus(str, enum.Enum):
@@ -160,10 +159,6 @@ class MeterUpdated(EvseEvent):
     energy_wh: float
     power_w: float
     current_a: tuple[float, ...]
-
-
-def fault_dict(fault: Fault) -> dict[str, Any]:
-    return fault.to_dict()
 
 
 def describe(event: EvseEvent) -> str | None:

@@ -11,7 +11,7 @@ from math import floor
 from typing import Iterable
 
 from station.evse import Evse
-from station.iec61851 import MIN_CURRENT_A
+from hal.iec61851 import MIN_CURRENT_A
 from station.session import EVConnected, EVDisconnected, EvseEvent
 
 

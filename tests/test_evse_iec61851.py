@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from hal.board import CPState, PilotCommand
-from station.iec61851 import current_for_duty, duty_for_current
+from hal.iec61851 import current_for_duty, duty_for_current
 from tests.rig import Rig, config
 
 

@@ -9,10 +9,9 @@ from pydantic.v1 import BaseModel, Extra, Field, validator
 
 from hal.board import Board, BoardCapabilities, PilotCommand
 from hal.driver import DriverContext
+from hal.iec61851 import CABLE_RATINGS_A
 from hal.sim.world import SimWorld
 
-#: Type 2 PP resistor codings (IEC 61851-1 / 62196); None: tethered cable, no PP.
-CABLE_RATINGS_A = (13.0, 20.0, 32.0, 63.0, 70.0)
 COMMAND_LOG_LEN = 1000
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic.v1 import BaseModel, Extra, Field, ValidationError
 
 from hal.board import PilotCommand, PilotMode
+from hal.iec61851 import current_for_duty
 
 #: Smallest current an EV may charge with in basic (PWM) charging.
 MIN_CHARGE_CURRENT_A = 6.0
@@ -95,13 +96,7 @@ def read_pilot(pilot: PilotCommand) -> PilotReading:
     duty = pilot.duty_pct
     if 3.0 <= duty <= 7.0:
         return PilotReading(0.0, hlc=True)  # "use digital communication"; no basic charging
-    if 8.0 <= duty < 10.0:
-        return PilotReading(6.0)
-    if 10.0 <= duty <= 85.0:
-        return PilotReading(duty * 0.6)
-    if 85.0 < duty <= 96.5:
-        return PilotReading(min((duty - 64.0) * 2.5, 80.0))
-    return PilotReading(0.0)  # outside the table: charging not allowed
+    return PilotReading(current_for_duty(duty))  # 0 outside the table: charging not allowed
 
 
 class EVState:

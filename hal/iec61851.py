@@ -1,6 +1,7 @@
-"""IEC 61851-1 arithmetic: duty cycle <-> current, proximity-pilot ratings.
+"""IEC 61851-1 arithmetic: duty cycle <-> current, cable ratings.
 
-Pure functions, no state: the EVSE state machine and the simulator's EV both use them.
+Pure functions, no state. In hal/ because both sides of the pilot use them: the station's EVSE state
+machine (what duty to emit) and the simulator's EV and boards (what a duty allows).
 """
 from __future__ import annotations
 
@@ -39,10 +40,9 @@ def current_for_duty(duty_pct: float) -> float:
     if 10.0 <= duty_pct <= 85.0:
         return duty_pct * 0.6
     if 85.0 < duty_pct <= 96.5:
-        return (duty_pct - 64.0) * 2.5
+        return min((duty_pct - 64.0) * 2.5, MAX_CURRENT_A)
     return 0.0
 
 
-#: Proximity-pilot resistor (ohm) -> cable current rating (A), Type 2 sockets.
-PP_RATINGS = {1500: 13.0, 680: 20.0, 220: 32.0, 100: 63.0}
-VALID_CABLE_RATINGS_A = (13.0, 20.0, 32.0, 63.0, 70.0)
+#: Cable ratings a Type 2 proximity-pilot resistor can code (70 A: single-phase 100 ohm coding).
+CABLE_RATINGS_A = (13.0, 20.0, 32.0, 63.0, 70.0)
