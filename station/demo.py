@@ -27,7 +27,7 @@ def default_profile(name: str = "sim-ac-2evse.toml") -> Path:
     return here if here.exists() else Path("profiles") / name
 
 
-async def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -107,26 +107,26 @@ async def _session(station: Station, config: StationConfig, sock: Path, seen: li
             profile = AC_PROFILES[n % len(AC_PROFILES)]
             log.info("demo: plugging an EV (%s) into EVSE %d", profile, evse_id)
             await control_client.call(sock, "sim.plug", evse=evse_id, profile=profile)
-            await _wait_for(charging(evse_id), 10, f"EVSE {evse_id} to charge")
+            await wait_until(charging(evse_id), 10, f"EVSE {evse_id} to charge")
         await _show(sock, charge_seconds)
         if ac:
             first = ac[0]
             log.info("demo: EV on EVSE %d pauses (opens S2), then resumes", first)
             await control_client.call(sock, "sim.ev", evse=first, action="pause")
-            await _wait_for(charging(first, "SuspendedEV"), 10, f"EVSE {first} to suspend")
+            await wait_until(charging(first, "SuspendedEV"), 10, f"EVSE {first} to suspend")
             await control_client.call(sock, "sim.ev", evse=first, action="resume")
-            await _wait_for(charging(first), 10, f"EVSE {first} to charge again")
+            await wait_until(charging(first), 10, f"EVSE {first} to charge again")
             await _show(sock, min(2.0, charge_seconds))
         for evse_id in ac:
             log.info("demo: EV on EVSE %d ends charging (opens S2), then the driver unplugs", evse_id)
             await control_client.call(sock, "sim.ev", evse=evse_id, action="pause")
-            await _wait_for(lambda e=evse_id: station.evses[e].state in ("B1", "B2"), 10, f"EVSE {evse_id} in B")
+            await wait_until(lambda e=evse_id: station.evses[e].state in ("B1", "B2"), 10, f"EVSE {evse_id} in B")
             await control_client.call(sock, "sim.unplug", evse=evse_id)
-            await _wait_for(lambda e=evse_id: station.evses[e].connector_status.value == "Available", 10,
+            await wait_until(lambda e=evse_id: station.evses[e].connector_status.value == "Available", 10,
                             f"EVSE {evse_id} to be Available")
         if csms is not None:  # the last StatusNotifications travel while we wrap up
             cp = csms.stations[config.station.id]
-            await _wait_for(lambda: _csms_sees_all_available(cp, station) and _csms_ended(cp) >= len(ac), 10,
+            await wait_until(lambda: _csms_sees_all_available(cp, station) and _csms_ended(cp) >= len(ac), 10,
                             "the CSMS to see every connector Available and every transaction Ended")
     except (TimeoutError, asyncio.TimeoutError, control_client.ControlError) as exc:
         log.error("demo failed: %s", exc)

@@ -4,15 +4,14 @@ so SLAC, SDP and the V2G session run over a real network link. Needs root (names
 elsewhere the demo says so and skips this phase."""
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hal.sim.ev import profile as ev_profile
 from station import simnet
 from station.config_model import StationConfig
+from station.demo import wait_until
 from station.sim_ev_process import EvProcess
 from station.station import Station
 
@@ -45,14 +44,6 @@ def _with_hlc(config: StationConfig, wire: simnet.Wire, workdir: Path) -> Statio
     return StationConfig.parse_obj(data)
 
 
-async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def run_hlc_demo(config: StationConfig, workdir: Path, protocol: str = "iso20-dc") -> int:
     """0: the DC session ran (or could not run here, said why); 1: it failed."""
     reason = simnet.skip_reason()
@@ -83,19 +74,19 @@ async def _dc_session(station: Station, ev: EvProcess) -> int:
     await ev.wait_for("ready", 60)
     log.info("demo: plugging a CCS EV (dc-ccs) into EVSE 1")
     port.plug(ev_profile("dc-ccs"))
-    await _until(lambda: evse.state == "B2", 5, "5 % PWM")
+    await wait_until(lambda: evse.state == "B2", 5, "5 % PWM")
     ev.go()
     matched = await ev.wait_for("matched", 15)
     log.info("demo: SLAC matched in %.2f s; the EV starts SDP and its V2G session", matched.get("duration_s", 0.0))
     port.ev_action("hlc-start")  # the EV's HLC layer closes S2 (state C) for the session
     done = await ev.wait_for("done", 90)
     energy_wh = evse.session.energy_wh if evse.session is not None else 0.0
-    await _until(lambda: not evse.board.inputs.contactor_closed, 5, "contactors open")
+    await wait_until(lambda: not evse.board.inputs.contactor_closed, 5, "contactors open")
     port.ev_action("hlc-stop")  # the EV opens S2 when its session is over
-    await _until(lambda: evse.state == "B2", 5, "state B after the session")
+    await wait_until(lambda: evse.state == "B2", 5, "state B after the session")
     _show_v2g(station)
     port.unplug()
-    await _until(lambda: evse.connector_status.value == "Available", 5, "Available")
+    await wait_until(lambda: evse.connector_status.value == "Available", 5, "Available")
     ok = bool(done.get("ok")) and energy_wh > 0
     log.info("demo: ISO 15118 DC session %s: %.2f Wh delivered", "OK" if ok else "FAILED", energy_wh)
     return 0 if ok else 1
