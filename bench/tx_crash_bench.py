@@ -38,7 +38,10 @@ def main() -> int:
     print(f"TransactionEvents received: {counts['received']}, unique (txId, seqNo): {counts['unique']}, "
           f"re-sent duplicates: {counts['duplicates']} (conflicting: {counts['conflicting']})")
     print(f"missing seqNo: {counts['missing']}, out of order: {counts['out_of_order']}")
-    ok = not (counts["missing"] or counts["out_of_order"] or counts["conflicting"] or counts["unended"])
+    print(f"applied by the CSMS (its ledger, keyed by transactionId + seqNo): {counts['applied']}, each exactly once; "
+          f"re-sends it acknowledged without applying: {counts['csms_resends']}")
+    ok = not (counts["missing"] or counts["out_of_order"] or counts["conflicting"] or counts["unended"]
+              or counts["applied"] != counts["unique"] or counts["csms_conflicting"])
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
 

@@ -55,6 +55,11 @@ class Meter(ABC):
     async def read(self) -> MeterReading:
         """A fresh reading; raises MeterError when none can be had."""
 
+    @property
+    def can_sign(self) -> bool:
+        """Whether signed_reading() gives signed values (the station only waits for them then)."""
+        return False
+
     async def signed_reading(self, context: str) -> SignedMeterValue | None:
         """Signed reading for a transaction boundary (context: 'Transaction.Begin', 'Transaction.End',
         ...). Meters that cannot sign return None."""

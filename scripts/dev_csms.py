@@ -97,6 +97,7 @@ class CsmsChargePoint(ChargePoint):
             raise InternalError("dev CSMS told to fail this TransactionEvent")
         self._record("TransactionEvent", payload)
         self.csms.tx_log.append(payload)
+        self.csms.apply_transaction_event(self.id, payload)
         token = payload.get("id_token")
         if not token:
             return call_result.TransactionEvent()
@@ -167,14 +168,34 @@ class DevCsms:
     group_ids: dict[str, str] = field(default_factory=dict)
     #: answer the next N TransactionEvents with a CALLERROR (InternalError)
     fail_transaction_events: int = 0
-    #: every TransactionEvent processed, over all connections (billing view; duplicates included)
+    #: every TransactionEvent received, over all connections (the wire view: re-sends included)
     tx_log: list[dict[str, Any]] = field(default_factory=list)
+    #: the billing view: each (transactionId, seqNo) applied once; a re-send after a power cut is
+    #: acknowledged again but not applied again (OCPP's seqNo is there for exactly this)
+    ledger: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    resends: int = 0
+    conflicting: list[dict[str, Any]] = field(default_factory=list)
     stations: dict[str, CsmsChargePoint] = field(default_factory=dict)
     connections: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     peer_certs: list[dict[str, Any]] = field(default_factory=list)
     _server: Server | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def apply_transaction_event(self, station_id: str, payload: dict[str, Any]) -> bool:
+        """Apply a TransactionEvent to the ledger once; False for a re-send (same transactionId and seqNo)."""
+        key = (payload["transaction_info"]["transaction_id"], payload["seq_no"])
+        known = self.ledger.get(key)
+        if known is None:
+            self.ledger[key] = payload
+            return True
+        self.resends += 1
+        if known != payload:
+            self.conflicting.append(payload)
+            log.error("%s: TransactionEvent %s seqNo %d re-sent with different content", station_id, *key)
+        else:
+            log.info("%s: TransactionEvent %s seqNo %d re-sent: acknowledged, not applied again", station_id, *key)
+        return False
 
     def token_status(self, token: str) -> str:
         return self.token_statuses.get(token, "Accepted")

@@ -40,6 +40,10 @@ async def crash_loop(work: Path, kills: int, seed: int = 1, max_alive_s: float =
             raise AssertionError(f"final run did not drain the queue: {line!r}")
         counts = audit(csms.tx_log)
         counts["kills"] = kills
+        # The CSMS's own ledger (scripts/dev_csms.py) must agree with the audit of the wire log.
+        counts["applied"] = len(csms.ledger)
+        counts["csms_resends"] = csms.resends
+        counts["csms_conflicting"] = len(csms.conflicting)
         return counts
     finally:
         await csms.stop()

@@ -47,6 +47,7 @@ class FakeSerialBoard(Board):
 class FakeMeter(Meter):
     class Settings(Strict):
         fail: bool = False
+        sign: bool = False
 
 
 class FakeTokenReader(TokenReader):

@@ -158,3 +158,28 @@ async def test_group_stop_and_master_pass(tmp_path: Path, csms) -> None:
         reasons = {e["evse"]["id"]: e["transaction_info"]["stopped_reason"] for e in tx_events(cp)
                    if e["event_type"] == "Ended"}
         assert reasons == {1: "Local", 2: "MasterPass"}
+
+
+async def test_send_local_list_over_the_message_limits_is_refused_and_changes_nothing(tmp_path: Path, csms) -> None:
+    from ocpp.exceptions import OCPPError
+
+    cfg = tx_config(tmp_path, csms.url, tokens=True, variables={"LocalAuthListCtrlr.ItemsPerMessage": 2,
+                                                                "LocalAuthListCtrlr.BytesPerMessage": 1024})
+    async with OcppStation(cfg, tmp_path) as st:
+        cp = await ready(csms)
+        assert (await ask(cp, call.SendLocalList(version_number=1, update_type="Full",
+                                                 local_authorization_list=[entry("OK-1")]))).status == "Accepted"
+        too_many = call.SendLocalList(version_number=2, update_type="Full",
+                                      local_authorization_list=[entry(f"T-{n}") for n in range(3)])
+        with pytest.raises(OCPPError) as refused:
+            await ask(cp, too_many)
+        assert "ItemsPerMessage 2" in refused.value.description
+        message = {"format": "UTF8", "content": "x" * 500}  # two items, over 1024 bytes
+        too_big = call.SendLocalList(version_number=3, update_type="Differential", local_authorization_list=[
+            entry("B-1", personal_message=message), entry("B-2", personal_message=message)])
+        with pytest.raises(OCPPError) as refused:
+            await ask(cp, too_big)
+        assert "BytesPerMessage 1024" in refused.value.description
+        assert (await ask(cp, call.GetLocalListVersion())).version_number == 1
+        assert [key for key in st.svc.authorization.local_list.entries if "OK-1" in key] and \
+            len(st.svc.authorization.local_list.entries) == 1

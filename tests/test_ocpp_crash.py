@@ -18,3 +18,6 @@ async def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
     assert counts["conflicting"] == 0
     assert counts["unended"] == 0
     assert counts["ended_power_loss"] >= 1
+    # What the CSMS applied: each event exactly once; every re-send recognised by (transactionId, seqNo).
+    assert counts["applied"] == counts["unique"] == counts["received"] - counts["duplicates"]
+    assert counts["csms_resends"] == counts["duplicates"] and counts["csms_conflicting"] == 0

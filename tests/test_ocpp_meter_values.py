@@ -109,7 +109,8 @@ async def test_signed_values_at_begin_and_end_from_a_signing_meter(tmp_path: Pat
             return SignedMeterValue(signed_meter_data=f"OCMF|{{\"TX\":\"{context}\"}}|{{\"SD\":\"30\"}}",
                                     public_key="04ab")
         # the sim meter's own class, with signed_reading as a signing meter has it
-        meter.__class__ = type("SigningSimMeter", (type(meter),), {"signed_reading": signed_reading})
+        meter.__class__ = type("SigningSimMeter", (type(meter),), {"signed_reading": signed_reading,
+                                                                    "can_sign": True})
         cp = await ready(csms)
         await st.sim("sim.plug", evse=1, profile=PROFILE)
         begin = (await cp.wait_for("TransactionEvent", lambda p: p["trigger_reason"] == "SignedDataReceived"))[0]

@@ -62,24 +62,6 @@ async def test_token_stop_then_unplug_with_stop_point_ev_connected(tmp_path: Pat
         assert cp.of("Authorize")[0]["id_token"] == {"id_token": "CARD-1", "type": "ISO14443"}
 
 
-async def test_start_at_power_path_ends_at_deauthorization(tmp_path: Path, csms) -> None:
-    cfg = tx_config(tmp_path, csms.url, variables={"TxCtrlr.TxStartPoint": "PowerPathClosed",
-                                                        "TxCtrlr.TxStopPoint": "Authorized"}, tokens=True)
-    async with OcppStation(cfg, tmp_path) as st:
-        cp = await ready(csms)
-        await st.sim("sim.plug", evse=1, profile=PROFILE)
-        await st.sim("sim.token", id_token="CARD-2", evse=1)
-        await charging(st)
-        started = (await cp.wait_for("TransactionEvent", lambda p: p["event_type"] == "Started"))[0]
-        assert started["trigger_reason"] == "ChargingStateChanged"
-        assert started["id_token"]["id_token"] == "CARD-2"  # authorized before the start: in Started
-        await st.sim("sim.token", id_token="CARD-2", evse=1)
-        ended = (await cp.wait_for("TransactionEvent", lambda p: p["event_type"] == "Ended"))[0]
-        assert ended["trigger_reason"] == "StopAuthorized"
-        assert ended["transaction_info"]["stopped_reason"] == "Local"
-        check_sequence(tx_events(cp))
-
-
 async def test_two_evses_charge_at_once(tmp_path: Path, csms) -> None:
     async with OcppStation(tx_config(tmp_path, csms.url, evses=2), tmp_path) as st:
         cp = await ready(csms)

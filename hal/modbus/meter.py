@@ -166,6 +166,10 @@ class ModbusMeter(Meter):
 
     # --- signed readings (OCMF) ----------------------------------------------------------
 
+    @property
+    def can_sign(self) -> bool:
+        return self.map.ocmf is not None
+
     async def signed_reading(self, context: str) -> SignedMeterValue | None:
         ocmf = self.map.ocmf
         if ocmf is None:

@@ -1,11 +1,20 @@
-"""SimMeter: reads energy, power, voltage and current off the simulated port of its EVSE."""
+"""SimMeter: reads energy, power, voltage and current off the simulated port of its EVSE; with `sign = true`
+it also signs transaction readings as OCMF with its own P-256 key, like a metrology-certified meter, so a
+CSMS's signed-data path (and TxStartPoint DataSigned) can be exercised without one."""
 from __future__ import annotations
 
+import json
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic.v1 import BaseModel, Extra
 
 from hal.driver import DriverContext
-from hal.meter import Meter, MeterError, MeterReading
+from hal.meter import Meter, MeterError, MeterReading, SignedMeterValue
 from hal.sim.world import SimWorld
+
+#: OCMF reading types (TX) per OCPP reading context.
+OCMF_TX = {"Transaction.Begin": "B", "Transaction.End": "E"}
 
 
 class SimMeter(Meter):
@@ -15,6 +24,8 @@ class SimMeter(Meter):
 
         #: Start with a failed meter (also injectable at run time: `station sim fault N meter-fail`).
         fail: bool = False
+        #: Sign transaction readings (OCMF, ECDSA-secp256r1-SHA256, a key made at start-up).
+        sign: bool = False
 
     settings: Settings
 
@@ -25,6 +36,33 @@ class SimMeter(Meter):
         self.port = SimWorld.of(context).ensure_port(evse_id)
         if self.settings.fail:
             self.port.faults.add("meter-fail")
+        self._key = ec.generate_private_key(ec.SECP256R1()) if self.settings.sign else None
+        self._pages = 0
+
+    @property
+    def can_sign(self) -> bool:
+        return self._key is not None
+
+    @property
+    def public_key_hex(self) -> str:
+        assert self._key is not None
+        return self._key.public_key().public_bytes(serialization.Encoding.DER,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo).hex()
+
+    async def signed_reading(self, context: str) -> SignedMeterValue | None:
+        if self._key is None:
+            return None
+        reading = await self.read()
+        self._pages += 1
+        moment = reading.timestamp.strftime("%Y-%m-%dT%H:%M:%S,%f")[:-3] + reading.timestamp.strftime("%z") + " S"
+        payload = json.dumps({
+            "FV": "1.0", "GI": "station sim meter", "GS": f"SIM-{self.port.evse_id}", "GV": "1",
+            "PG": f"T{self._pages}", "IS": False,
+            "RD": [{"TM": moment, "TX": OCMF_TX.get(context, "C"), "RV": round(reading.energy_import_wh / 1000, 4),
+                    "RI": "1-b:1.8.0", "RU": "kWh", "RT": "AC", "ST": "G"}]}, separators=(",", ":"))
+        signature = self._key.sign(payload.encode(), ec.ECDSA(hashes.SHA256()))
+        text = f'OCMF|{payload}|{{"SA":"ECDSA-secp256r1-SHA256","SD":"{signature.hex().upper()}"}}'
+        return SignedMeterValue(signed_meter_data=text, public_key=self.public_key_hex)
 
     async def read(self) -> MeterReading:
         port = self.port

@@ -95,6 +95,8 @@ CONTROLLER_VARIABLES: tuple[VarDef, ...] = (
     _v("SampledDataCtrlr", "TxEndedMeasurands", "Energy.Active.Import.Register", "MemberList",
        values_list=MEASURANDS),
     _v("SampledDataCtrlr", "TxEndedInterval", 0, unit="s", min_limit=0, max_limit=86400),
+    # Signed start / end values from a meter that signs (and so TxStartPoint DataSigned) only when true.
+    _v("SampledDataCtrlr", "SignReadings", True, "boolean"),
     # AlignedDataCtrlr
     _v("AlignedDataCtrlr", "Enabled", True, "boolean"),
     _v("AlignedDataCtrlr", "Measurands", "Energy.Active.Import.Register", "MemberList", values_list=MEASURANDS),

@@ -18,17 +18,21 @@ if TYPE_CHECKING:
     from station.ocpp.service import OcppService
 
 
-def limits_check(service: "OcppService", instance: str, list_key: str):  # type: ignore[no-untyped-def]
-    """B05/B06/B08: too many items -> OccurrenceConstraintViolation, too many bytes -> FormatViolation."""
+def limits_check(service: "OcppService", instance: str | None, list_key: str,  # type: ignore[no-untyped-def]
+                 component: str = "DeviceDataCtrlr", action: str | None = None):
+    """B05/B06/B08 (DeviceDataCtrlr) and D01 (LocalAuthListCtrlr): too many items ->
+    OccurrenceConstraintViolation, too many bytes -> FormatViolation; nothing of the request is applied."""
+    name = action or instance
+
     def check(payload: dict[str, Any], size: int) -> RpcError | None:
-        items = service.dm.int_value("DeviceDataCtrlr", "ItemsPerMessage", instance, default=50)
-        max_bytes = service.dm.int_value("DeviceDataCtrlr", "BytesPerMessage", instance, default=65536)
+        items = service.dm.int_value(component, "ItemsPerMessage", instance, default=50)
+        max_bytes = service.dm.int_value(component, "BytesPerMessage", instance, default=65536)
         if size > max_bytes:
-            return RpcError("FormatViolation", f"{instance} request of {size} bytes exceeds BytesPerMessage "
-                                               f"{max_bytes}")
+            return RpcError("FormatViolation", f"{name} request of {size} bytes exceeds {component}."
+                                               f"BytesPerMessage {max_bytes}")
         if len(payload.get(list_key) or ()) > items:
-            return RpcError("OccurrenceConstraintViolation", f"{instance} request has more than ItemsPerMessage "
-                                                              f"{items} items")
+            return RpcError("OccurrenceConstraintViolation", f"{name} request has more than {component}."
+                                                              f"ItemsPerMessage {items} items")
         return None
     return check
 

@@ -57,6 +57,7 @@ class StationChargePoint(TransactionHandlers, AuthHandlers, ProvisioningHandlers
             "GetVariables": limits_check(svc, "GetVariables", "getVariableData"),
             "SetVariables": limits_check(svc, "SetVariables", "setVariableData"),
             "GetReport": limits_check(svc, "GetReport", "componentVariable"),
+            "SendLocalList": limits_check(svc, None, "localAuthorizationList", "LocalAuthListCtrlr", "SendLocalList"),
         }
 
 
@@ -148,11 +149,17 @@ class OcppService:
         log.info("OCPP client for %s (security profile %d)", self.link.settings.url, self.config.security_profile)
 
     async def stop(self, drain_s: float = 1.0) -> None:
+        # The EVSEs stop after this service: their transactions end here (Reboot), not as a PowerLoss later.
+        try:
+            await self.transactions.end_for_shutdown()
+        except Exception:  # noqa: BLE001 - a failed Ended stays open in the store: PowerLoss at the restart
+            log.exception("ending the open transactions at stop failed")
         if self._on_event in self.station.listeners:
             self.station.listeners.remove(self._on_event)
-        # Let what is already queued (the last status changes) reach the CSMS, briefly.
+        # Let what is already queued (the last status changes, the Ended events) reach the CSMS, briefly.
         deadline = asyncio.get_running_loop().time() + drain_s
-        while self.connected and self.outbox.busy() and asyncio.get_running_loop().time() < deadline:
+        while self.connected and (self.outbox.busy() or self.queue.pending()) and \
+                asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
         for task in list(self._tasks):
             task.cancel()

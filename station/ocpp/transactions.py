@@ -5,6 +5,7 @@ Every event is committed to the durable queue together with the transaction's ne
 reached), so seqNo is continuous per transaction across outages and power cuts. After a power cut the
 station cannot know whether the EV still charged, so an open transaction is ended at start with
 stoppedReason PowerLoss (E07; triggerReason AbnormalCondition), its last sent meter reading as the end value.
+A clean stop of the process ends open transactions at once with stoppedReason Reboot instead.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("station.ocpp.tx")
 
 SIGNED_TIMEOUT_S = 10.0  # how long a transaction boundary waits for the meter's signed value
+SHUTDOWN_SIGNED_TIMEOUT_S = 2.0  # the same at a clean stop (systemd's stop timeout is not ours to spend)
 INVALID_ID_LIMIT = "ocpp-invalid-id"  # Evse.set_limit source while MaxEnergyOnInvalidId caps the energy
 #: Bound on the TxEndedInterval samples one Ended event carries (the oldest go first).
 MAX_ENDED_SAMPLES = 96
@@ -68,69 +70,81 @@ class TxTracker:
         self.remote_start_id: int | None = None
         self._periodic: asyncio.Task[Any] | None = None
         self.energy_cap_wh: float | None = None  # MaxEnergyOnInvalidId in force
+        self.signed_begin: Any = None  # the meter's signed start value of this session (DataSigned)
+        self._signing_session: str | None = None  # the session whose signed start value is awaited
 
     # ----------------------------------------------------------------- events
     def on_event(self, event: EvseEvent) -> None:
-        dm = self.svc.dm
-        start_points = points.parse(dm.value("TxCtrlr", "TxStartPoint"))
-        stop_points = points.parse(dm.value("TxCtrlr", "TxStopPoint"))
         if isinstance(event, Deauthorized):
             self.stop_cause = points.DEAUTHORIZED.get(event.reason, ("StopAuthorized", "Local"))
         elif isinstance(event, FaultRaised) and self.tx is not None:
             self.stop_cause = ("AbnormalCondition", "Other")
-        gained = points.GAINED.get(type(event))
-        lost = points.LOST.get(type(event))
-        if gained is not None:
-            self.holds.add(gained)
-            if self.tx is None:
-                if gained in start_points:
-                    self._start(gained, event)
-            else:
-                self.tx["reached"] = sorted(set(self.tx["reached"]) | {gained})
-                if gained == "Authorized" and not self.tx["token_sent"]:
-                    self._updated(self._auth_trigger(), with_token=True)
-                elif gained == "EVConnected":
-                    self._updated("CablePluggedIn")
-        if lost is not None:
-            self.holds.discard(lost)
-            if isinstance(event, EVDisconnected):
-                self.holds.discard("Authorized")  # the session ended with the cable
-            if self.tx is not None:
-                ends = (lost in stop_points and lost in self.tx["reached"]) or (
-                    lost == "EVConnected" and dm.bool_value("TxCtrlr", "StopTxOnEVSideDisconnect", default=True))
-                if isinstance(event, Authorized):
-                    ends = False
-                trigger, reason = points.ending(event, self.stop_cause)
-                if ends:
-                    self._ended(trigger, reason)
-                elif isinstance(event, Deauthorized):
-                    self._updated(trigger)
+        if type(event) in points.GAINED or type(event) in points.LOST:
+            self._conditions(event, points.after(self.holds, event))
         if isinstance(event, MeterUpdated) and self.energy_cap_wh is not None:
             self._check_energy_cap()
         if isinstance(event, ChargingStateChanged) and self.tx is not None and event.state != self.tx.get("state"):
             self._updated("ChargingStateChanged", charging_state=event.state)
 
+    def _conditions(self, event: EvseEvent | None, now: set[str]) -> None:
+        """The start and stop points that now hold (tx_points.after) decide the transaction."""
+        dm = self.svc.dm
+        gained, lost = now - self.holds, self.holds - now
+        self.holds = now
+        if "PowerPathClosed" in lost:
+            self.signed_begin = None
+            self._signing_session = None
+        if self.tx is not None and lost:
+            ends = bool(lost & points.parse(dm.value("TxCtrlr", "TxStopPoint")) & set(self.tx["reached"])) or (
+                "EVConnected" in lost and dm.bool_value("TxCtrlr", "StopTxOnEVSideDisconnect", default=True))
+            assert event is not None  # only an EVSE event ends conditions
+            trigger, reason = points.ending(event, self.stop_cause)
+            if ends:
+                self._ended(trigger, reason)
+            elif isinstance(event, Deauthorized):
+                self._updated(trigger)
+        if gained and self.tx is None:
+            if gained & points.parse(dm.value("TxCtrlr", "TxStartPoint")):
+                if event is None:
+                    trigger = points.SIGNED_TRIGGER
+                elif isinstance(event, Authorized):
+                    trigger = self._auth_trigger()
+                else:
+                    trigger = points.START_TRIGGER[type(event)]
+                self._start(trigger)
+        elif gained and self.tx is not None:
+            self.tx["reached"] = sorted(set(self.tx["reached"]) | gained)
+            if "Authorized" in gained and not self.tx["token_sent"]:
+                self._updated(self._auth_trigger(), with_token=True)
+            elif "EVConnected" in gained:
+                self._updated("CablePluggedIn")
+            elif "DataSigned" in gained:
+                self._send("Updated", points.SIGNED_TRIGGER, measurands_key="TxStartedMeasurands",
+                           context="Transaction.Begin", signed=self.signed_begin)
+        if "PowerPathClosed" in gained:
+            meter = self.signing_meter()
+            if meter is not None:
+                session = self.evse.session
+                self._signing_session = session.id if session else None
+                self.svc.spawn(self._begin_signed(meter, self._signing_session))
+
     def _auth_trigger(self) -> str:
         return "RemoteStart" if self.remote_start_id is not None else "Authorized"
 
     # ----------------------------------------------------------------- messages
-    def _start(self, point: str, event: EvseEvent) -> None:
+    def _start(self, trigger: str) -> None:
         self.stop_cause = None
         session = self.evse.session
         self.tx = {"tx_id": uuid.uuid4().hex, "evse_id": self.evse.id, "seq": 0, "token_sent": False,
                    "reached": sorted(self.holds & set(points.ALL)), "session": session.id if session else None,
                    "last_wh": None}
-        trigger = self._auth_trigger() if point == "Authorized" else points.START_TRIGGER[point]
         self._send("Started", trigger, with_token="Authorized" in self.holds,
                    charging_state=self.evse.charging_state.value, measurands_key="TxStartedMeasurands",
-                   context="Transaction.Begin")
+                   context="Transaction.Begin", signed=self.signed_begin)
         interval = self.svc.dm.int_value("SampledDataCtrlr", "TxUpdatedInterval", default=0)
         ended_interval = self.svc.dm.int_value("SampledDataCtrlr", "TxEndedInterval", default=0)
         if interval > 0 or ended_interval > 0:
             self._periodic = self.svc.spawn(self._sample_periodically(interval, ended_interval))
-        meter = self.signing_meter()
-        if meter is not None:
-            self.svc.spawn(self._begin_signed(meter, self.tx))
 
     def _updated(self, trigger: str, *, with_token: bool = False, charging_state: str | None = None,
                  context: str | None = None) -> None:
@@ -154,29 +168,35 @@ class TxTracker:
         self.svc.spawn(self._end_signed(meter, tx, trigger, reason, state))
 
     def signing_meter(self) -> Any:
-        from hal.meter import Meter
-
+        """The EVSE's meter when it signs readings and SampledDataCtrlr.SignReadings asks for them."""
         meter = self.svc.station.meters.get(self.evse.id)
-        return meter if meter is not None and type(meter).signed_reading is not Meter.signed_reading else None
+        if meter is None or not meter.can_sign:
+            return None
+        return meter if self.svc.dm.bool_value("SampledDataCtrlr", "SignReadings", default=True) else None
 
-    async def _signed(self, meter: Any, context: str) -> Any:
+    async def _signed(self, meter: Any, context: str, timeout_s: float = SIGNED_TIMEOUT_S) -> Any:
         try:
-            return await asyncio.wait_for(meter.signed_reading(context), SIGNED_TIMEOUT_S)
+            return await asyncio.wait_for(meter.signed_reading(context), timeout_s)
         except Exception as exc:  # noqa: BLE001 - no signed value: the event goes without it
             log.warning("EVSE %d: no signed meter value for %s (%s)", self.evse.id, context, exc or type(exc).__name__)
             return None
 
     async def _end_signed(self, meter: Any, tx: Any, trigger: str, reason: str, state: str) -> None:
-        signed = await self._signed(meter, "Transaction.End")
-        self._send("Ended", trigger, stopped_reason=reason, charging_state=state, measurands_key="TxEndedMeasurands",
-                   context="Transaction.End", tx=tx, signed=signed)
+        signed = None
+        try:
+            signed = await self._signed(meter, "Transaction.End")
+        finally:  # also when the station stops meanwhile: the Ended goes without the signed value
+            self._send("Ended", trigger, stopped_reason=reason, charging_state=state,
+                       measurands_key="TxEndedMeasurands", context="Transaction.End", tx=tx, signed=signed)
 
-    async def _begin_signed(self, meter: Any, tx: Any) -> None:
-        """DataSigned: the meter's signed start value, sent as Updated (SignedDataReceived)."""
+    async def _begin_signed(self, meter: Any, session_id: str | None) -> None:
+        """DataSigned: the meter's signed start value; it starts the transaction (TxStartPoint DataSigned)
+        or goes out as Updated (SignedDataReceived) in the open one."""
         signed = await self._signed(meter, "Transaction.Begin")
-        if signed is not None and self.tx is tx:
-            self._send("Updated", "SignedDataReceived", measurands_key="TxStartedMeasurands",
-                       context="Transaction.Begin", signed=signed)
+        if signed is None or self._signing_session != session_id or "PowerPathClosed" not in self.holds:
+            return  # no value, or the session ended meanwhile
+        self.signed_begin = signed
+        self._conditions(None, points.after(self.holds, None, signed=True))
 
     def _send(self, event_type: str, trigger: str, *, with_token: bool = False, charging_state: str | None = None,
               stopped_reason: str | None = None, measurands_key: str | None = None,
@@ -293,7 +313,21 @@ class TxTracker:
         if self.energy_cap_wh is not None and session is not None and session.energy_wh >= self.energy_cap_wh:
             self.evse.set_limit(INVALID_ID_LIMIT, 0.0)
 
-    # ----------------------------------------------------------------- power loss
+    # ----------------------------------------------------------------- shutdown, power loss
+    async def end_for_shutdown(self) -> None:
+        """A clean stop of the station (systemctl stop/restart, reboot): the EVSE's power goes off with the
+        process, so the open transaction ends now, stoppedReason Reboot, committed before the process
+        exits (delivered now if the link is up, else after the restart). Not PowerLoss: nothing was lost."""
+        if self.tx is None:
+            return
+        meter = self.signing_meter()
+        signed = await self._signed(meter, "Transaction.End", SHUTDOWN_SIGNED_TIMEOUT_S) if meter else None
+        if self.tx is None:
+            return
+        log.info("EVSE %d: station stopping: transaction %s ends (Reboot)", self.evse.id, self.tx["tx_id"])
+        self._send("Ended", "AbnormalCondition", stopped_reason="Reboot", charging_state=self.evse.charging_state.value,
+                   measurands_key="TxEndedMeasurands", context="Transaction.End", signed=signed)
+
     def end_after_power_loss(self, state: dict[str, Any]) -> None:
         self.tx = state
         meter = None
@@ -331,6 +365,9 @@ class Transactions:
             except Exception:  # noqa: BLE001 - an unreadable row must not keep the station from starting
                 log.exception("stored transaction %s unreadable: dropped", tx_id)
                 self.queue.save_tx(tx_id, None)
+
+    async def end_for_shutdown(self) -> None:
+        await asyncio.gather(*(t.end_for_shutdown() for t in self.trackers.values()))
 
     def on_event(self, event: EvseEvent) -> None:
         tracker = self.trackers.get(event.evse_id)

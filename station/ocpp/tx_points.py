@@ -1,21 +1,35 @@
-"""TxStartPoint / TxStopPoint (E01, E06): which EVSE event makes a point hold or stop holding, and the
-triggerReason / stoppedReason for each cause. Pure data and small functions."""
+"""TxStartPoint / TxStopPoint (E01, E06): which conditions hold after an EVSE event, and the triggerReason /
+stoppedReason for each cause. Pure data and small functions.
+
+The points are conditions, not hardware events (OCPP 2.0.1 part 2, TxStartPoint values):
+- EVConnected: the cable is in at both ends. ParkingBayOccupancy: there is no bay sensor here, so an EV at
+  the connector is the bay occupied (the two hold and end together).
+- Authorized: a token (or a remote start, or free vend) authorized the session.
+- PowerPathClosed: every precondition for charging is met, the logical AND of EVConnected and Authorized;
+  not the contactor, so a suspended session (EV or EVSE pauses, contactor open) keeps its transaction.
+- EnergyTransfer: energy flows.
+- DataSigned: the meter delivered the signed start value of the session (asked for when PowerPathClosed
+  starts to hold, SampledDataCtrlr.SignReadings); it ends with PowerPathClosed, when the meter is asked for
+  the signed end value.
+"""
 from __future__ import annotations
 
 from station.session import (Authorized, Deauthorized, EnergyTransferStarted, EnergyTransferStopped, EVConnected,
-                             EVDisconnected, EvseEvent, PowerPathClosed, PowerPathOpened)
+                             EVDisconnected, EvseEvent)
 
-#: ParkingBayOccupancy has no detector here: an EV at the connector is the bay occupied. DataSigned
-#: (the meter signed the start value) is not tracked separately: the Started event carries the signed value.
 ALL = ("ParkingBayOccupancy", "EVConnected", "Authorized", "DataSigned", "PowerPathClosed", "EnergyTransfer")
 
-GAINED: dict[type, str] = {EVConnected: "EVConnected", Authorized: "Authorized", PowerPathClosed: "PowerPathClosed",
-                           EnergyTransferStarted: "EnergyTransfer"}
-LOST: dict[type, str] = {EVDisconnected: "EVConnected", Deauthorized: "Authorized",
-                         PowerPathOpened: "PowerPathClosed", EnergyTransferStopped: "EnergyTransfer"}
+#: Event -> conditions it makes hold / stop holding directly (PowerPathClosed and DataSigned are derived).
+GAINED: dict[type, tuple[str, ...]] = {EVConnected: ("EVConnected", "ParkingBayOccupancy"),
+                                       Authorized: ("Authorized",), EnergyTransferStarted: ("EnergyTransfer",)}
+LOST: dict[type, tuple[str, ...]] = {EVDisconnected: ("EVConnected", "ParkingBayOccupancy", "Authorized",
+                                                      "EnergyTransfer"),
+                                     Deauthorized: ("Authorized",), EnergyTransferStopped: ("EnergyTransfer",)}
 
-START_TRIGGER = {"EVConnected": "CablePluggedIn", "Authorized": "Authorized",
-                 "PowerPathClosed": "ChargingStateChanged", "EnergyTransfer": "ChargingStateChanged"}
+#: triggerReason of a Started event, by the event that made the first start point hold.
+START_TRIGGER: dict[type, str] = {EVConnected: "CablePluggedIn", Authorized: "Authorized",
+                                  EnergyTransferStarted: "ChargingStateChanged"}
+SIGNED_TRIGGER = "SignedDataReceived"
 
 #: Evse.deauthorize(reason) -> (triggerReason, stoppedReason).
 DEAUTHORIZED: dict[str, tuple[str, str]] = {
@@ -30,10 +44,20 @@ DEAUTHORIZED: dict[str, tuple[str, str]] = {
 
 
 def parse(value: str | None) -> set[str]:
-    points = {p.strip() for p in (value or "").split(",") if p.strip()}
-    if "ParkingBayOccupancy" in points:
-        points.add("EVConnected")
-    return points
+    return {p.strip() for p in (value or "").split(",") if p.strip()}
+
+
+def after(holds: set[str], event: EvseEvent | None, signed: bool = False) -> set[str]:
+    """The conditions that hold after `event` (None with signed: the meter's signed start value arrived)."""
+    now = set(holds) | set(GAINED.get(type(event), ()))
+    now -= set(LOST.get(type(event), ()))
+    if {"EVConnected", "Authorized"} <= now:
+        now.add("PowerPathClosed")
+        if signed:
+            now.add("DataSigned")
+    else:
+        now -= {"PowerPathClosed", "DataSigned"}
+    return now
 
 
 def ending(event: EvseEvent, cause: tuple[str, str] | None) -> tuple[str, str]:
