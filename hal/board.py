@@ -104,6 +104,8 @@ class BoardCapabilities:
     #: The board's firmware closes its relay by itself when the EV requests (C) while PWM is offered
     #: (OpenEVSE): offering PWM implies permission; allow_power_on(False) still cuts at once.
     relay_follows_pilot: bool = False
+    #: A parking bay sensor is wired to the board (BayChanged events; OCPP TxStartPoint ParkingBayOccupancy).
+    has_bay_sensor: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class BoardInputs:
     lock: LockState = LockState.UNLOCKED
     telemetry: Telemetry = field(default_factory=Telemetry)
     link_up: bool = False
+    bay_occupied: bool = False  # only meaningful with capabilities.has_bay_sensor
 
 
 # --- events -----------------------------------------------------------------------------
@@ -163,6 +166,11 @@ class LockChanged(BoardEvent):
 @dataclass(frozen=True)
 class TelemetryUpdated(BoardEvent):
     telemetry: Telemetry
+
+
+@dataclass(frozen=True)
+class BayChanged(BoardEvent):
+    occupied: bool
 
 
 @dataclass(frozen=True)
@@ -258,6 +266,8 @@ class Board(ABC):
                 inputs = replace(inputs, telemetry=t)
             case LinkChanged(up=u):
                 inputs = replace(inputs, link_up=u)
+            case BayChanged(occupied=o):
+                inputs = replace(inputs, bay_occupied=o)
         self._inputs = inputs
         if self._sink is not None:
             self._sink(event)

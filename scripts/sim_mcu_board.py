@@ -15,6 +15,7 @@ answers each with one JSON line ({"ok": true, ...} or {"ok": false, "error": ...
     {"cmd": "mute", "on": true}                   stop (or resume) sending anything
     {"cmd": "noise", "bytes": 40}                 random garbage before every frame (0 = off)
     {"cmd": "fault", "bit": 1, "on": true}        set/clear an error-flag wire bit (1 = RCD trip)
+    {"cmd": "bay", "occupied": true}              the bay sensor (with --bay-sensor) sees a car, or not
     {"cmd": "reboot"}                             MCU reset (reports ResetReason WATCHDOG)
     {"cmd": "quit"}
 
@@ -40,13 +41,15 @@ import zlib
 # --- wire format (docs/serial-mcu-protocol.md) -------------------------------------------------
 
 T_SET_PWM, T_ALLOW, T_LOCK, T_RCD, T_RESET, T_HOST_KA = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
-T_CP, T_PP, T_CONTACTOR, T_ERRORS, T_TELEMETRY, T_LOCK_STATE, T_MCU_KA, T_RESET_REASON, T_METER = range(0x81, 0x8A)
+T_CP, T_PP, T_CONTACTOR, T_ERRORS, T_TELEMETRY, T_LOCK_STATE, T_MCU_KA, T_RESET_REASON, T_METER, T_BAY = \
+    range(0x81, 0x8B)
 HOST_FORMATS = {T_SET_PWM: "<H", T_ALLOW: "<B", T_LOCK: "<B", T_RCD: "<B", T_RESET: "<B", T_HOST_KA: "<IB"}
 CP_CODES = {"A": 0, "B": 1, "C": 2, "D": 3, "E": 4, "F": 5}
 CP_VOLTS = {"A": 12.0, "B": 9.0, "C": 6.0, "D": 3.0, "E": 0.0, "F": -12.0}
 BIT_RCD_TRIPPED, BIT_HEARTBEAT = 1, 11
 RESET_POWER_ON, RESET_WATCHDOG, RESET_HOST = 0, 1, 2
 CAPS = 0b10011  # lock, RCD test, PP
+CAP_BAY_SENSOR = 0b100000
 
 
 def cobs_encode(data: bytes) -> bytes:
@@ -102,6 +105,7 @@ class Mcu:
         self.duty = 0  # F
         self.allowed = False
         self.locked = False
+        self.bay_occupied = False
         self.errors = 0
         self.host_alive = False
         self.last_keepalive = 0.0
@@ -146,8 +150,10 @@ class Mcu:
         pp = 0 if self.ev == "A" else self.args.pp
         uptime = int((time.monotonic() - self.booted_at) * 1000)
         volts = 2300 if self.contactor else 0
-        return {
-            T_MCU_KA: struct.pack("<BIBBBHHB", T_MCU_KA, uptime & 0xFFFFFFFF, 1, CAPS, 3, 60, 320, int(self.allowed)),
+        caps = CAPS | (CAP_BAY_SENSOR if self.args.bay_sensor else 0)
+        bay = {T_BAY: bytes([T_BAY, int(self.bay_occupied)])} if self.args.bay_sensor else {}
+        return bay | {
+            T_MCU_KA: struct.pack("<BIBBBHHB", T_MCU_KA, uptime & 0xFFFFFFFF, 1, caps, 3, 60, 320, int(self.allowed)),
             T_CP: bytes([T_CP, CP_CODES[self.cp]]),
             T_PP: bytes([T_PP, pp]),
             T_CONTACTOR: bytes([T_CONTACTOR, int(self.contactor), int(self.contactor)]),
@@ -244,6 +250,8 @@ class Mcu:
         elif cmd == "fault":
             bit = 1 << int(req["bit"])
             self.errors = self.errors | bit if req.get("on", True) else self.errors & ~bit
+        elif cmd == "bay":
+            self.bay_occupied = bool(req.get("occupied", True))
         elif cmd == "reboot":
             self.boot(RESET_WATCHDOG)
         elif cmd == "quit":
@@ -261,6 +269,7 @@ async def main() -> None:
     parser.add_argument("--host-timeout", type=float, default=5.0, help="host keep-alive timeout, s")
     parser.add_argument("--pp", type=int, default=32, help="cable rating reported while plugged, A")
     parser.add_argument("--ev-current", type=float, default=16.0, help="what the EV draws at most, A")
+    parser.add_argument("--bay-sensor", action="store_true", help="the board has a parking bay sensor")
     args = parser.parse_args()
 
     master, slave = os.openpty()

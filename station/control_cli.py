@@ -75,6 +75,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("action", metavar="ACTION")
     ev.set_defaults(func=lambda a: _run(a, _simple("sim.ev", "evse", "action")))
 
+    bay = sim_sub.add_parser("bay", parents=[common], help="a car parks in (occupied) or leaves (free) the bay")
+    bay.add_argument("evse", type=int)
+    bay.add_argument("occupied", choices=("occupied", "free"))
+    bay.set_defaults(func=lambda a: _run(a, _sim_bay))
+
     state = sim_sub.add_parser("state", parents=[common], help="physical state of the simulated ports")
     state.add_argument("evse", type=int, nargs="?")
     state.add_argument("--json", action="store_true", help="print the raw JSON")
@@ -172,6 +177,11 @@ def _simple(cmd: str, *arg_names: str) -> Callable[[Path, argparse.Namespace], A
         return EXIT_OK
 
     return action
+
+
+async def _sim_bay(path: Path, args: argparse.Namespace) -> int:
+    print(_port_line(await call(path, "sim.bay", evse=args.evse, occupied=args.occupied == "occupied")))
+    return EXIT_OK
 
 
 # --- status -----------------------------------------------------------------------------------
@@ -284,6 +294,8 @@ def _port_line(port: Any) -> str:
         f"lock {port.get('lock')}, RCD {port.get('rcd')}, link {port.get('link')}, "
         f"PP {_value(pp) + ' A' if pp is not None else '-'}, {_value(port.get('power_w'))} W"
     )
+    if port.get("bay_occupied") is not None:
+        line += f", bay {'occupied' if port['bay_occupied'] else 'free'}"
     ev = port.get("ev")
     if isinstance(ev, dict):
         line += (

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from transitions import EventData, Machine
 
 from hal.board import (
-    Board, BoardEvent, ContactorChanged, CPChanged, CPState, ErrorsChanged, LinkChanged,
+    BayChanged, Board, BoardEvent, ContactorChanged, CPChanged, CPState, ErrorsChanged, LinkChanged,
     LockChanged, LockState, PilotCommand, PPChanged,
 )
 from hal.clock import Clock, TimerHandle
@@ -31,7 +31,7 @@ from station.evse_view import EvseViewMixin
 from hal.iec61851 import duty_for_current
 from station.limits import CurrentLimiter
 from station.session import (
-    Authorized, ChargingState, ConnectorStatus, Deauthorized, EnergyTransferStarted, EnergyTransferStopped,
+    Authorized, BayFreed, BayOccupied, ChargingState, ConnectorStatus, Deauthorized, EnergyTransferStarted, EnergyTransferStopped,
     EVConnected, EVDisconnected, EvseEvent, FaultCleared, FaultRaised, IecStateChanged, MeterUpdated, Session,
 )
 
@@ -78,6 +78,7 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
         self.session: Session | None = None
         self.authorized = False
         self.ev_present = False  # last real CP reading was B/C/D (pilot F hides the EV)
+        self.bay_occupied = False  # what the bay sensor last said (boards without one: always False)
         self.last_reading: MeterReading | None = None
         self.energy_transfer = False
         self.cause = "start"
@@ -323,6 +324,9 @@ class Evse(OutputsMixin, SupervisionMixin, EvseViewMixin):
                 elif lock is LockState.UNLOCKED and self._unlock_waiters:
                     self._cancel("unlock_wait")
                     self._resolve_unlock(True)
+            case BayChanged(occupied=occupied) if occupied != self.bay_occupied:  # a link-up repeats inputs
+                self.bay_occupied = occupied
+                self._emit((BayOccupied if occupied else BayFreed)(self.id, self.clock.wall()))
             case LinkChanged(up=up, reason=reason):
                 self.cause = "board link up" if up else f"board link lost: {reason}"
                 if up:

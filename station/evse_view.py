@@ -74,6 +74,7 @@ class EvseViewMixin:
             "lock": inputs.lock.value,
             "pp_rating_a": inputs.pp_rating_a,
             "link_up": inputs.link_up,
+            "bay_occupied": inputs.bay_occupied if self.board.capabilities.has_bay_sensor else None,
             "enabled": self.enabled,
             "current_limit_a": self.limiter.value,
             "limit_sources": self.limiter.sources,

@@ -90,6 +90,16 @@ class IecStateChanged(EvseEvent):
 
 
 @dataclass(frozen=True)
+class BayOccupied(EvseEvent):
+    """The board's parking bay sensor sees a car (only boards with has_bay_sensor)."""
+
+
+@dataclass(frozen=True)
+class BayFreed(EvseEvent):
+    pass
+
+
+@dataclass(frozen=True)
 class EVConnected(EvseEvent):
     session_id: str
 
@@ -164,6 +174,10 @@ class MeterUpdated(EvseEvent):
 def describe(event: EvseEvent) -> str | None:
     """One line for the log, or None for events logged elsewhere (state changes, faults, meter)."""
     match event:
+        case BayOccupied():
+            return "parking bay occupied"
+        case BayFreed():
+            return "parking bay free"
         case EVConnected(session_id=sid):
             return f"EV connected (session {sid[:8]})"
         case EVDisconnected(session_id=sid, energy_wh=wh):

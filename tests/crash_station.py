@@ -27,7 +27,7 @@ async def sessions(st: OcppStation, evse_id: int, rng: random.Random) -> None:
 
 
 async def main(work: Path, url: str, seed: int, drain: bool) -> None:
-    cfg = tx_config(work, url, evses=2, variables=VARIABLES)
+    cfg = tx_config(work, url, evses=2, variables=VARIABLES, meter={"sign": True})  # signed Begin/End too
     async with OcppStation(cfg, work) as st:
         if drain:
             while not (st.svc.connected and st.svc.outbox.accepted and st.svc.queue.pending() == 0):

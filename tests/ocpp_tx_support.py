@@ -12,14 +12,15 @@ PROFILE = "ac-3ph-16a"
 
 
 def tx_config(tmp_path: Path, csms_url: str, *, evses: int = 1, tokens: bool = False,
-              variables: dict[str, Any] | None = None, meter: dict[str, Any] | None = None) -> StationConfig:
+              variables: dict[str, Any] | None = None, meter: dict[str, Any] | None = None,
+              board: dict[str, Any] | None = None) -> StationConfig:
     """`station_config` with the local token mode (tokens=True: no free vend, every card goes to OCPP);
-    meter: the sim meter's settings (e.g. {"sign": True})."""
+    meter / board: extra settings of the sim meter (e.g. {"sign": True}) / sim board."""
     table = {"csms_url": csms_url, "security_profile": 1, "basic_auth_password": PASSWORD,
              "variables": {**FAST, **(variables or {})}}
     extra: dict[str, Any] = {"authorization": {"mode": "local", "tokens": []}} if tokens else {}
     evse = {"meter": {"driver": "sim", **meter}} if meter else None
-    return rig.config(tmp_path, evses=evses, evse=evse, ocpp=table, **extra)
+    return rig.config(tmp_path, evses=evses, evse=evse, board=board, ocpp=table, **extra)
 
 
 def tx_events(cp: Any, evse_id: int | None = None) -> list[dict[str, Any]]:

@@ -224,6 +224,8 @@ async def test_cli_sim_commands(server: ControlServer, capsys: pytest.CaptureFix
     assert code == 0 and "no EV plugged in" in out
     code, out, _ = await cli(capsys, "sim", "profiles", "--socket", sock)
     assert code == 0 and "dc-ccs" in out and "ignore-pwm-stop" in out
+    code, _, err = await cli(capsys, "sim", "bay", "1", "occupied", "--socket", sock)
+    assert code == 1 and "no bay sensor" in err  # this board has none
 
 
 async def test_cli_sim_token_reaches_a_sim_reader(server: ControlServer, capsys: pytest.CaptureFixture[str]) -> None:

@@ -156,3 +156,49 @@ async def test_clean_stop_ends_the_transaction_with_reboot(tmp_path: Path, csms)
         await csms.station("TEST-1", connection=2)
         await eventually(lambda: st.svc.queue.pending() == 0, what="queue empty")
     assert len([e for e in csms.tx_log if e["event_type"] == "Ended"]) == 1
+
+
+async def test_parking_bay_sensor_starts_and_ends_the_transaction(tmp_path: Path, csms) -> None:
+    """A board with a bay sensor: the transaction runs from the car parking (EVDetected) to the car leaving
+    (EVDeparted), across plug-in, charging and unplug (StopTxOnEVSideDisconnect false)."""
+    cfg = tx_config(tmp_path, csms.url, board={"bay_sensor": True},
+                    variables={"TxCtrlr.TxStartPoint": "ParkingBayOccupancy",
+                               "TxCtrlr.TxStopPoint": "ParkingBayOccupancy",
+                               "TxCtrlr.StopTxOnEVSideDisconnect": False, "AlignedDataCtrlr.Interval": 0})
+    async with OcppStation(cfg, tmp_path) as st:
+        cp = await ready(csms)
+        await st.sim("sim.bay", evse=1, occupied=True)
+        started = (await cp.wait_for("TransactionEvent", lambda p: p["event_type"] == "Started"))[0]
+        assert started["trigger_reason"] == "EVDetected"
+        assert st.station.evses[1].snapshot()["bay_occupied"] is True
+        await st.sim("sim.plug", evse=1, profile=PROFILE)
+        await cp.wait_for("TransactionEvent", lambda p: p["trigger_reason"] == "CablePluggedIn")
+        await eventually(lambda: charging_state(st) == "Charging", what="charging")
+        with pytest.raises(ValueError, match="cannot leave the bay"):
+            await st.sim("sim.bay", evse=1, occupied=False)  # the cable is still in
+        await st.sim("sim.unplug", evse=1)
+        await cp.wait_for("TransactionEvent", lambda p: p["trigger_reason"] == "EVCommunicationLost")
+        await eventually(lambda: charging_state(st) == "Idle", what="idle")
+        assert not any(e["event_type"] == "Ended" for e in tx_events(cp))  # the car is still in the bay
+        await st.sim("sim.bay", evse=1, occupied=False)
+        ended = (await cp.wait_for("TransactionEvent", lambda p: p["event_type"] == "Ended"))[0]
+        assert (ended["trigger_reason"], ended["transaction_info"]["stopped_reason"]) == ("EVDeparted",
+                                                                                          "EVDisconnected")
+        check_sequence(tx_events(cp))
+
+
+async def test_parking_bay_without_a_sensor_is_the_ev_at_the_connector(tmp_path: Path, csms) -> None:
+    cfg = tx_config(tmp_path, csms.url, variables={"TxCtrlr.TxStartPoint": "ParkingBayOccupancy",
+                                                   "TxCtrlr.TxStopPoint": "ParkingBayOccupancy"})
+    async with OcppStation(cfg, tmp_path) as st:
+        cp = await ready(csms)
+        with pytest.raises(ValueError, match="no bay sensor"):
+            await st.sim("sim.bay", evse=1, occupied=True)
+        assert st.station.evses[1].snapshot()["bay_occupied"] is None
+        await st.sim("sim.plug", evse=1, profile=PROFILE)
+        started = (await cp.wait_for("TransactionEvent", lambda p: p["event_type"] == "Started"))[0]
+        assert started["trigger_reason"] == "CablePluggedIn"
+        await st.sim("sim.unplug", evse=1)
+        ended = (await cp.wait_for("TransactionEvent", lambda p: p["event_type"] == "Ended"))[0]
+        assert ended["transaction_info"]["stopped_reason"] == "EVDisconnected"
+        check_sequence(tx_events(cp))

@@ -76,7 +76,7 @@ def mcu_garbage(rng: random.Random, good: bytes) -> bytes:
     if kind == 3:  # a frame that never ends within the size limit
         return rng.randbytes(rng.randint(80, 300)).replace(b"\x00", b"\x01") + b"\x00"
     if kind == 4:  # CRC fine, type unknown (or a host message)
-        payload = bytes([rng.choice((0x00, 0x01, 0x06, 0x7F, 0x8A, 0xFF))]) + rng.randbytes(rng.randint(0, 8))
+        payload = bytes([rng.choice((0x00, 0x01, 0x06, 0x7F, 0x8B, 0xFF))]) + rng.randbytes(rng.randint(0, 8))
     elif kind == 5:  # CRC fine, wrong length
         payload = bytes([rng.choice(list(codec.MCU_MESSAGES))]) + rng.randbytes(rng.choice((0, 30)))
     else:  # CRC fine, value out of range

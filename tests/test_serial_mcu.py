@@ -71,7 +71,7 @@ ALL_MESSAGES = [
     codec.TelemetryMsg(6.0, -12.0, 35.5, None), codec.LockStateMsg(LockState.FAULT),
     codec.McuKeepAlive(123456, 1, 0b10011, 3, 60, 320, False),
     codec.ResetReasonMsg(codec.ResetReason.WATCHDOG),
-    codec.MeterMsg(1234, 11040, (2300, 2301, 2299), (1600, 1600, 1600)),
+    codec.MeterMsg(1234, 11040, (2300, 2301, 2299), (1600, 1600, 1600)), codec.BayStateMsg(True),
 ]
 
 

@@ -99,3 +99,23 @@ async def test_link_loss_fails_safe_and_recovers(serial_station) -> None:
     await until(lambda: evse.state == "C2" and evse.board.inputs.contactor_closed, timeout=20.0,
                 what="charging again after the link returned")
     assert "BoardLinkLost" not in {f.code for f in evse.faults.active()}
+
+
+async def test_bay_sensor_over_mcu_cobs(tmp_path: Path) -> None:
+    """The optional BayState message (caps bit 5) reaches the EVSE as BayOccupied / BayFreed events."""
+    sim = await SimProcess.start("sim_mcu_board.py", "--bay-sensor")
+    station = Station(station_config(tmp_path, "mcu-cobs", sim.pty), control_socket=tmp_path / "c.sock")
+    events: list[str] = []
+    station.listeners.append(lambda e: events.append(e.name) if e.name.startswith("Bay") else None)
+    await station.start()
+    try:
+        evse = station.evses[1]
+        await until(lambda: evse.board.inputs.link_up and evse.board.capabilities.has_bay_sensor, what="link up")
+        await sim.cmd("bay", occupied=True)
+        await until(lambda: evse.snapshot()["bay_occupied"] is True, what="bay occupied")
+        await sim.cmd("bay", occupied=False)
+        await until(lambda: events[-1:] == ["BayFreed"], what="bay free")
+        assert events == ["BayOccupied", "BayFreed"]
+    finally:
+        await station.stop()
+        await sim.close()

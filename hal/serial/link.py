@@ -22,6 +22,7 @@ import serial
 from pydantic.v1 import BaseModel, Extra, Field, validator
 
 from hal.board import (
+    BayChanged,
     Board,
     BoardInputs,
     ContactorChanged,
@@ -47,6 +48,7 @@ INPUT_EVENTS: dict[str, Any] = {
     "errors": ErrorsChanged,
     "lock": LockChanged,
     "telemetry": TelemetryUpdated,
+    "bay_occupied": BayChanged,
 }
 
 
@@ -250,6 +252,8 @@ class SerialBoard(Board):
         log.info("serial board %s: link up", self.settings.port)
         self._emit(LinkChanged(True, t_ns=time.perf_counter_ns()))
         for name, event in INPUT_EVENTS.items():
+            if name == "bay_occupied" and not self.capabilities.has_bay_sensor:
+                continue  # an input this board does not have
             self._emit(event(getattr(self._remote, name), t_ns=time.perf_counter_ns()))
         self._on_link_up()
 

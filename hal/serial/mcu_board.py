@@ -154,6 +154,8 @@ class McuBoard(SerialBoard):
                 self._set_remote(telemetry=msg.telemetry())
             case codec.LockStateMsg(state=state):
                 self._set_remote(lock=state)
+            case codec.BayStateMsg(occupied=occupied):
+                self._set_remote(bay_occupied=occupied)
             case codec.McuKeepAlive():
                 self._caps = msg.capabilities()
                 self.mcu_power_allowed = msg.power_allowed

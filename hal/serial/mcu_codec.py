@@ -72,7 +72,7 @@ ERROR_BITS: dict[int, ErrorFlag] = {
 }
 KNOWN_ERROR_MASK = sum(1 << bit for bit in ERROR_BITS)
 
-CAP_LOCK, CAP_RCD_TEST, CAP_PHASE_SWITCH, CAP_VENTILATION, CAP_PP = (1 << i for i in range(5))
+CAP_LOCK, CAP_RCD_TEST, CAP_PHASE_SWITCH, CAP_VENTILATION, CAP_PP, CAP_BAY_SENSOR = (1 << i for i in range(6))
 
 
 def errors_from_wire(bits: int) -> ErrorFlag:
@@ -353,6 +353,7 @@ class McuKeepAlive(Message):
             supports_phase_switch=bool(self.cap_flags & CAP_PHASE_SWITCH),
             supports_ventilation=bool(self.cap_flags & CAP_VENTILATION),
             has_pp=bool(self.cap_flags & CAP_PP),
+            has_bay_sensor=bool(self.cap_flags & CAP_BAY_SENSOR),
         )
 
 
@@ -390,13 +391,27 @@ class MeterMsg(Message):
         return cls(values[0], values[1], tuple(values[2:5]), tuple(values[5:8]))  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class BayStateMsg(Message):
+    occupied: bool  # the parking bay sensor sees a car (boards with CAP_BAY_SENSOR)
+    TYPE = 0x8A
+    FMT = struct.Struct("<B")
+
+    def fields(self) -> tuple[int, ...]:
+        return (int(self.occupied),)
+
+    @classmethod
+    def from_fields(cls, values: tuple[int, ...]) -> "BayStateMsg":
+        return cls(_bool(values[0], "occupied"))
+
+
 HOST_MESSAGES: dict[int, type[Message]] = {
     m.TYPE: m for m in (SetPwm, AllowPowerOn, SetLock, RcdCommand, ResetRequest, HostKeepAlive)
 }
 MCU_MESSAGES: dict[int, type[Message]] = {
     m.TYPE: m
     for m in (CpStateMsg, PpStateMsg, ContactorMsg, ErrorFlagsMsg, TelemetryMsg, LockStateMsg,
-              McuKeepAlive, ResetReasonMsg, MeterMsg)
+              McuKeepAlive, ResetReasonMsg, MeterMsg, BayStateMsg)
 }
 
 

@@ -28,6 +28,8 @@ class SimBoard(Board):
         #: Time from "may close" to contactor feedback "closed".
         contactor_delay_s: float = Field(default=0.05, ge=0, le=5)
         supply_voltage_v: float = Field(default=230.0, gt=0, le=1000)
+        #: A parking bay sensor (`station sim bay N occupied|free`; plugging in occupies the bay).
+        bay_sensor: bool = False
 
         @validator("cable_rating_a")
         def _known_rating(cls, value: Optional[float]) -> Optional[float]:
@@ -55,7 +57,9 @@ class SimBoard(Board):
             phases=int(info.get("phases", 3)),
             supports_ventilation=bool(info.get("ventilation", False)),
             has_pp=cable is not None,
+            has_bay_sensor=self.settings.bay_sensor,
         )
+        port.bay_sensor = self.settings.bay_sensor
         port.settings.cable_rating_a = cable
         port.settings.contactor_delay_s = self.settings.contactor_delay_s
         port.settings.supply_voltage_v = self.settings.supply_voltage_v

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from hal.board import (
-    BoardEvent, ContactorChanged, CPChanged, CPState, ErrorFlag, ErrorsChanged, LinkChanged, LockChanged,
+    BayChanged, BoardEvent, ContactorChanged, CPChanged, CPState, ErrorFlag, ErrorsChanged, LinkChanged, LockChanged,
     LockState, PilotCommand, PilotMode, PPChanged, Telemetry, TelemetryUpdated,
 )
 from hal.clock import Clock, TimerHandle
@@ -83,6 +83,8 @@ class SimPort:
         self.faults: set[str] = set()
         self.ev: EVState | None = None
         self.meter_wh = 0.0  # the meter's import register; never reset
+        self.bay_sensor = False
+        self.bay_occupied = False
         self._power_w = 0.0
         self._last_integration = clock.monotonic()
         self._close_timer: TimerHandle | None = None
@@ -263,8 +265,10 @@ class SimPort:
         }
         makers = {
             "cp": CPChanged, "contactor": ContactorChanged, "pp": PPChanged,
-            "errors": ErrorsChanged, "lock": LockChanged, "telemetry": TelemetryUpdated,
+            "errors": ErrorsChanged, "lock": LockChanged, "telemetry": TelemetryUpdated, "bay": BayChanged,
         }
+        if self.bay_sensor:
+            current = {"bay": self.bay_occupied, **current}  # the car parks before it plugs in
         for key, value in current.items():
             if force or self._published.get(key, _UNSET) != value:
                 self._published[key] = value
@@ -349,7 +353,16 @@ class SimPort:
             raise ValueError(f"EVSE {self.evse_id} already has {self.ev.profile.name!r} plugged in; unplug it first")
         self.integrate()
         self.ev = EVState(profile)
+        self.bay_occupied = True  # a car at the connector is in the bay
         self._schedule_reaction()
+        self._refresh()
+
+    def set_bay(self, occupied: bool) -> None:
+        if not self.bay_sensor:
+            raise ValueError(f"EVSE {self.evse_id} has no bay sensor (its [evse.board] needs bay_sensor = true)")
+        if not occupied and self.ev is not None:
+            raise ValueError(f"the EV plugged into EVSE {self.evse_id} cannot leave the bay; unplug it first")
+        self.bay_occupied = occupied
         self._refresh()
 
     def unplug(self) -> None:
@@ -435,6 +448,7 @@ class SimPort:
             "errors": self.errors().names(),
             "power_w": round(self.power_w(), 1),
             "meter_wh": round(self.meter_wh, 3),
+            "bay_occupied": self.bay_occupied if self.bay_sensor else None,
             "ev": self.ev.as_dict(self.draw_a()) if self.ev else None,
             "faults": sorted(self.faults),
         }

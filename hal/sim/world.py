@@ -74,6 +74,7 @@ class SimWorld:
             "sim.token": self._cmd_token,
             "sim.fault": self._cmd_fault,
             "sim.ev": self._cmd_ev,
+            "sim.bay": self._cmd_bay,
             "sim.state": self._cmd_state,
             "sim.profiles": self._cmd_profiles,
         }
@@ -116,6 +117,14 @@ class SimWorld:
         _check_args("sim.ev", args, required=("evse", "action"))
         port = self.port(args["evse"])
         port.ev_action(args["action"])
+        return port.state()
+
+    async def _cmd_bay(self, args: dict[str, Any]) -> dict[str, Any]:
+        _check_args("sim.bay", args, required=("evse", "occupied"))
+        if not isinstance(args["occupied"], bool):
+            raise ValueError(f"sim.bay: occupied must be true or false, got {args['occupied']!r}")
+        port = self.port(args["evse"])
+        port.set_bay(args["occupied"])
         return port.state()
 
     async def _cmd_state(self, args: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any]]:

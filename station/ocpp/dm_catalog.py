@@ -60,7 +60,8 @@ CONTROLLER_VARIABLES: tuple[VarDef, ...] = (
     _v("OCPPCommCtrlr", "WebSocketPingInterval", 30, unit="s", min_limit=0, max_limit=3600),
     # TxCtrlr
     _v("TxCtrlr", "EVConnectionTimeOut", 60, unit="s", min_limit=0, max_limit=3600),
-    _v("TxCtrlr", "StopTxOnEVSideDisconnect", True, "boolean", **RO),
+    # False keeps the transaction after an unplug until a stop point ends it (e.g. the bay is left).
+    _v("TxCtrlr", "StopTxOnEVSideDisconnect", True, "boolean"),
     _v("TxCtrlr", "StopTxOnInvalidId", True, "boolean"),
     _v("TxCtrlr", "MaxEnergyOnInvalidId", 0, unit="Wh", min_limit=0, max_limit=1000000),
     _v("TxCtrlr", "TxStartPoint", "EVConnected,Authorized", "MemberList", values_list=TX_POINTS),

@@ -70,6 +70,7 @@ class TxTracker:
         self.remote_start_id: int | None = None
         self._periodic: asyncio.Task[Any] | None = None
         self.energy_cap_wh: float | None = None  # MaxEnergyOnInvalidId in force
+        self.bay_sensor = evse.board.capabilities.has_bay_sensor
         self.signed_begin: Any = None  # the meter's signed start value of this session (DataSigned)
         self._signing_session: str | None = None  # the session whose signed start value is awaited
 
@@ -80,7 +81,7 @@ class TxTracker:
         elif isinstance(event, FaultRaised) and self.tx is not None:
             self.stop_cause = ("AbnormalCondition", "Other")
         if type(event) in points.GAINED or type(event) in points.LOST:
-            self._conditions(event, points.after(self.holds, event))
+            self._conditions(event, points.after(self.holds, event, bay_sensor=self.bay_sensor))
         if isinstance(event, MeterUpdated) and self.energy_cap_wh is not None:
             self._check_energy_cap()
         if isinstance(event, ChargingStateChanged) and self.tx is not None and event.state != self.tx.get("state"):
@@ -101,7 +102,7 @@ class TxTracker:
             trigger, reason = points.ending(event, self.stop_cause)
             if ends:
                 self._ended(trigger, reason)
-            elif isinstance(event, Deauthorized):
+            elif isinstance(event, (Deauthorized, EVDisconnected)):  # the transaction outlives the cause
                 self._updated(trigger)
         if gained and self.tx is None:
             if gained & points.parse(dm.value("TxCtrlr", "TxStartPoint")):
@@ -196,7 +197,7 @@ class TxTracker:
         if signed is None or self._signing_session != session_id or "PowerPathClosed" not in self.holds:
             return  # no value, or the session ended meanwhile
         self.signed_begin = signed
-        self._conditions(None, points.after(self.holds, None, signed=True))
+        self._conditions(None, points.after(self.holds, None, signed=True, bay_sensor=self.bay_sensor))
 
     def _send(self, event_type: str, trigger: str, *, with_token: bool = False, charging_state: str | None = None,
               stopped_reason: str | None = None, measurands_key: str | None = None,

@@ -2,8 +2,9 @@
 stoppedReason for each cause. Pure data and small functions.
 
 The points are conditions, not hardware events (OCPP 2.0.1 part 2, TxStartPoint values):
-- EVConnected: the cable is in at both ends. ParkingBayOccupancy: there is no bay sensor here, so an EV at
-  the connector is the bay occupied (the two hold and end together).
+- EVConnected: the cable is in at both ends.
+- ParkingBayOccupancy: the board's bay sensor sees a car (BoardCapabilities.has_bay_sensor); without a
+  sensor an EV at the connector is the bay occupied (it holds and ends with EVConnected).
 - Authorized: a token (or a remote start, or free vend) authorized the session.
 - PowerPathClosed: every precondition for charging is met, the logical AND of EVConnected and Authorized;
   not the contactor, so a suspended session (EV or EVSE pauses, contactor open) keeps its transaction.
@@ -14,21 +15,21 @@ The points are conditions, not hardware events (OCPP 2.0.1 part 2, TxStartPoint 
 """
 from __future__ import annotations
 
-from station.session import (Authorized, Deauthorized, EnergyTransferStarted, EnergyTransferStopped, EVConnected,
-                             EVDisconnected, EvseEvent)
+from station.session import (Authorized, BayFreed, BayOccupied, Deauthorized, EnergyTransferStarted,
+                             EnergyTransferStopped, EVConnected, EVDisconnected, EvseEvent)
 
 ALL = ("ParkingBayOccupancy", "EVConnected", "Authorized", "DataSigned", "PowerPathClosed", "EnergyTransfer")
 
 #: Event -> conditions it makes hold / stop holding directly (PowerPathClosed and DataSigned are derived).
-GAINED: dict[type, tuple[str, ...]] = {EVConnected: ("EVConnected", "ParkingBayOccupancy"),
-                                       Authorized: ("Authorized",), EnergyTransferStarted: ("EnergyTransfer",)}
-LOST: dict[type, tuple[str, ...]] = {EVDisconnected: ("EVConnected", "ParkingBayOccupancy", "Authorized",
-                                                      "EnergyTransfer"),
-                                     Deauthorized: ("Authorized",), EnergyTransferStopped: ("EnergyTransfer",)}
+GAINED: dict[type, tuple[str, ...]] = {EVConnected: ("EVConnected",), Authorized: ("Authorized",),
+                                       EnergyTransferStarted: ("EnergyTransfer",), BayOccupied: ("ParkingBayOccupancy",)}
+LOST: dict[type, tuple[str, ...]] = {EVDisconnected: ("EVConnected", "Authorized", "EnergyTransfer"),
+                                     Deauthorized: ("Authorized",), EnergyTransferStopped: ("EnergyTransfer",),
+                                     BayFreed: ("ParkingBayOccupancy",)}
 
 #: triggerReason of a Started event, by the event that made the first start point hold.
 START_TRIGGER: dict[type, str] = {EVConnected: "CablePluggedIn", Authorized: "Authorized",
-                                  EnergyTransferStarted: "ChargingStateChanged"}
+                                  EnergyTransferStarted: "ChargingStateChanged", BayOccupied: "EVDetected"}
 SIGNED_TRIGGER = "SignedDataReceived"
 
 #: Evse.deauthorize(reason) -> (triggerReason, stoppedReason).
@@ -47,10 +48,14 @@ def parse(value: str | None) -> set[str]:
     return {p.strip() for p in (value or "").split(",") if p.strip()}
 
 
-def after(holds: set[str], event: EvseEvent | None, signed: bool = False) -> set[str]:
+def after(holds: set[str], event: EvseEvent | None, signed: bool = False, bay_sensor: bool = False) -> set[str]:
     """The conditions that hold after `event` (None with signed: the meter's signed start value arrived)."""
     now = set(holds) | set(GAINED.get(type(event), ()))
     now -= set(LOST.get(type(event), ()))
+    if not bay_sensor:
+        now.discard("ParkingBayOccupancy")
+        if "EVConnected" in now:
+            now.add("ParkingBayOccupancy")
     if {"EVConnected", "Authorized"} <= now:
         now.add("PowerPathClosed")
         if signed:
@@ -67,6 +72,8 @@ def ending(event: EvseEvent, cause: tuple[str, str] | None) -> tuple[str, str]:
         return DEAUTHORIZED.get(event.reason, ("StopAuthorized", "Local"))
     if isinstance(event, EVDisconnected):
         return "EVCommunicationLost", cause[1] if cause else "EVDisconnected"
+    if isinstance(event, BayFreed):
+        return "EVDeparted", cause[1] if cause else "EVDisconnected"
     if cause is not None:
         return "ChargingStateChanged", cause[1]
     return "ChargingStateChanged", "StoppedByEV" if isinstance(event, EnergyTransferStopped) else "Other"
