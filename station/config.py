@@ -178,6 +178,8 @@ def effective_config(config: StationConfig) -> dict[str, Any]:
     """The config as plain data with every default filled in, driver settings included."""
     data = _plain(config.dict(by_alias=True))
     data["token_reader"] = _driver_data("token_reader", config.token_reader)
+    if config.grid_meter is not None:
+        data["grid_meter"] = _driver_data("meter", config.grid_meter)
     for evse_data, evse in zip(data["evse"], config.evses):
         evse_data["board"] = _driver_data("board", evse.board)
         if evse.meter is not None:
@@ -239,7 +241,8 @@ def summary(config: StationConfig) -> str:
         rating = f"AC {evse.phases}-phase {evse.max_current_a:g} A" if evse.kind == "ac" else "DC"
         parts.append(f"#{evse.id} {rating} {types} (board {evse.board.driver})")
     count = len(config.evses)
-    return f"station {config.station.id}, {count} EVSE{'s' if count != 1 else ''}: " + ", ".join(parts)
+    grid = f"; grid meter {config.grid_meter.driver}" if config.grid_meter is not None else ""
+    return f"station {config.station.id}, {count} EVSE{'s' if count != 1 else ''}: " + ", ".join(parts) + grid
 
 
 # --- station check-config ----------------------------------------------------------------------

@@ -119,6 +119,8 @@ class StationConfig(Strict):
     authorization: AuthorizationConfig = AuthorizationConfig()
     iec61851: Iec61851Config = Iec61851Config()
     token_reader: DriverConfig = DriverConfig(driver="none")
+    #: The meter at the grid connection (all EVSEs behind it): OCPP evseId 0 meter values.
+    grid_meter: Optional[DriverConfig] = None
     evses: List[EvseConfig] = Field(alias="evse", min_items=1)
     ocpp: Optional[OcppConfig] = None
 

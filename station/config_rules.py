@@ -96,6 +96,8 @@ def driver_tables(data: dict[str, Any]) -> Iterator[tuple[str, Loc, dict[str, An
         yield "token_reader", ("token_reader",), {"driver": default.driver}, False
     elif isinstance(data["token_reader"], dict):
         yield "token_reader", ("token_reader",), data["token_reader"], True
+    if isinstance(data.get("grid_meter"), dict):
+        yield "meter", ("grid_meter",), data["grid_meter"], True
     for i, evse in evse_tables(data):
         for kind in ("board", "meter"):
             if isinstance(evse.get(kind), dict):

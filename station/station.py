@@ -35,6 +35,7 @@ class Station:
         self.evses: dict[int, Evse] = {}
         self.boards: dict[int, Board] = {}
         self.meters: dict[int, Meter] = {}
+        self.grid_meter: Meter | None = None  # [grid_meter]: every EVSE behind it (OCPP evseId 0)
         self.token_reader: TokenReader | None = None
         self.site_limiter: SiteLimiter | None = None
         self.control: ControlServer | None = None
@@ -69,6 +70,8 @@ class Station:
                 evse.listeners.append(self.site_limiter.on_event)
             self.site_limiter.apply()
         context = DriverContext(clock=self.clock, shared=self.shared)
+        if self.config.grid_meter is not None:
+            self.grid_meter = drivers.build("meter", self.config.grid_meter, context)
         self.token_reader = drivers.build("token_reader", self.config.token_reader, context)
         self.services = build_services(self)
 
@@ -78,7 +81,7 @@ class Station:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         for evse_id, board in self.boards.items():
             await board.start()
-        for meter in self.meters.values():
+        for meter in self._all_meters():
             await meter.start()
         assert self.token_reader is not None
         await self.token_reader.start()
@@ -110,13 +113,16 @@ class Station:
             await self.control.stop()
         if self.token_reader is not None:
             await self.token_reader.stop()
-        for meter in self.meters.values():
+        for meter in self._all_meters():
             await meter.stop()
         for board in self.boards.values():
             try:
                 await board.stop()
             except Exception:  # noqa: BLE001 - keep stopping the others
                 log.exception("board %s did not stop cleanly", board)
+
+    def _all_meters(self) -> list[Meter]:
+        return [*self.meters.values(), *([self.grid_meter] if self.grid_meter is not None else [])]
 
     def healthy(self) -> bool:
         """For the systemd watchdog: every EVSE task and the token router still running."""

@@ -129,7 +129,10 @@ BAD = [
     ("unknown key", 'model = "Test"\n', 'model = "Test"\ncolour = "red"\n', "station.colour", None,
      "unknown key; allowed: id, vendor, model, serial_number, state_dir, log_level"),
     ("unknown top-level table", "#END", "[evse2]\nx = 1", "evse2", None,
-     "unknown key; allowed: station, control, limits, authorization, iec61851, token_reader, evse, ocpp; did you mean evse?"),
+     "unknown key; allowed: station, control, limits, authorization, iec61851, token_reader, grid_meter, evse, ocpp; "
+     "did you mean evse?"),
+    ("grid meter setting misspelt", "#END", '[grid_meter]\ndriver = "sim"\nsgin = true', "grid_meter.sgin", None,
+     "unknown key; allowed: fail, sign, driver; did you mean sign?"),
     ("unknown driver setting", "contactor_delay_s = 0.1", "cable_rating = 32.0", "evse[1].board.cable_rating", None,
      "unknown key; allowed: cable_rating_a, contactor_delay_s, driver; did you mean cable_rating_a?"),
     ("number in quotes", "max_current_a = 32.0", 'max_current_a = "32"', "evse[1].max_current_a", '"32"',

@@ -183,3 +183,21 @@ async def test_send_local_list_over_the_message_limits_is_refused_and_changes_no
         assert (await ask(cp, call.GetLocalListVersion())).version_number == 1
         assert [key for key in st.svc.authorization.local_list.entries if "OK-1" in key] and \
             len(st.svc.authorization.local_list.entries) == 1
+
+
+async def test_local_list_past_its_entries_limit_fails_and_stays_as_it_was(tmp_path: Path, monkeypatch) -> None:
+    from station.ocpp import local_list
+    from station.ocpp.auth_store import AuthStore
+
+    monkeypatch.setattr(local_list, "LOCAL_LIST_MAX_ENTRIES", 3)
+    store = AuthStore(tmp_path / "auth.sqlite")
+    try:
+        lst = local_list.LocalList(store)
+        assert await lst.update(1, "Full", [entry("A"), entry("B")]) == "Accepted"
+        assert await lst.update(2, "Differential", [entry("C"), entry("D")]) == "Failed"  # 4 > 3
+        assert await lst.update(2, "Differential", [entry("C"), {"id_token": entry("A")["id_token"]}]) == "Accepted"
+        assert await lst.update(3, "Full", [entry(t) for t in "WXYZ"]) == "Failed"
+        assert lst.version == 2 and len(lst.entries) == 2
+        assert (await store.load())[1] == lst.entries  # what is on disk is what is in force
+    finally:
+        await store.close()

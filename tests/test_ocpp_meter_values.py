@@ -123,3 +123,30 @@ async def test_signed_values_at_begin_and_end_from_a_signing_meter(tmp_path: Pat
         assert signed[0]["signed_meter_value"]["signed_meter_data"] == 'OCMF|{"TX":"Transaction.End"}|{"SD":"30"}'
         assert signed[0]["context"] == "Transaction.End"
         assert contexts == ["Transaction.Begin", "Transaction.End"]
+
+
+async def test_grid_meter_goes_out_as_evse_0(tmp_path: Path, csms) -> None:
+    """[grid_meter] (the sim one sums every simulated port): MeterValues with evseId 0, clock-aligned and
+    triggered, at least the EVSEs' registers together (it is read a moment after their last reading)."""
+    from station.config_model import DriverConfig
+
+    cfg = tx_config(tmp_path, csms.url, evses=2, variables={"AlignedDataCtrlr.Interval": 1})
+    cfg = cfg.copy(update={"grid_meter": DriverConfig(driver="sim")})
+    async with OcppStation(cfg, tmp_path) as st:
+        cp = await ready(csms)
+        clock = (await cp.wait_for("MeterValues", lambda p: p["evse_id"] == 0, timeout=4))[0]
+        assert clock["meter_value"][0]["sampled_value"][0]["context"] == "Sample.Clock"
+        await st.sim("sim.plug", evse=1, profile=PROFILE)
+        await st.sim("sim.plug", evse=2, profile=PROFILE)
+        await eventually(lambda: all(st.station.evses[n].charging_state.value == "Charging" for n in (1, 2)),
+                         what="both charging")
+        await eventually(lambda: all((st.station.evses[n].last_reading or MeterReading(
+            datetime.now(timezone.utc), 0.0, 0.0)).energy_import_wh > 1 for n in (1, 2)), what="energy")
+        evse_wh = sum(st.station.evses[n].last_reading.energy_import_wh for n in (1, 2))
+        before = len(cp.of("MeterValues"))
+        await cp.call(call.TriggerMessage(requested_message="MeterValues"), suppress=False)
+        triggered = (await cp.wait_for("MeterValues", lambda p: p["evse_id"] == 0 and
+                                       p["meter_value"][0]["sampled_value"][0]["context"] == "Trigger"))[0]
+        grid_wh = triggered["meter_value"][0]["sampled_value"][0]["value"]
+        assert evse_wh <= grid_wh <= evse_wh + 50, (evse_wh, grid_wh)
+        assert len(cp.of("MeterValues")) > before

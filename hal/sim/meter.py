@@ -1,4 +1,5 @@
-"""SimMeter: reads energy, power, voltage and current off the simulated port of its EVSE; with `sign = true`
+"""SimMeter: reads energy, power, voltage and current off the simulated port of its EVSE (as [grid_meter],
+with no EVSE: the sum over every simulated port, the grid connection they all sit behind); with `sign = true`
 it also signs transaction readings as OCMF with its own P-256 key, like a metrology-certified meter, so a
 CSMS's signed-data path (and TxStartPoint DataSigned) can be exercised without one."""
 from __future__ import annotations
@@ -31,10 +32,11 @@ class SimMeter(Meter):
 
     def __init__(self, settings: BaseModel, context: DriverContext) -> None:
         super().__init__(settings, context)
-        evse_id = context.evse_id if context.evse_id is not None else 1
+        self.world = SimWorld.of(context)
         # The board usually creates the port; if the meter is built first it creates it for the board.
-        self.port = SimWorld.of(context).ensure_port(evse_id)
-        if self.settings.fail:
+        self.port = self.world.ensure_port(context.evse_id) if context.evse_id is not None else None
+        self._grid_failed = self.settings.fail and self.port is None
+        if self.settings.fail and self.port is not None:
             self.port.faults.add("meter-fail")
         self._key = ec.generate_private_key(ec.SECP256R1()) if self.settings.sign else None
         self._pages = 0
@@ -56,7 +58,7 @@ class SimMeter(Meter):
         self._pages += 1
         moment = reading.timestamp.strftime("%Y-%m-%dT%H:%M:%S,%f")[:-3] + reading.timestamp.strftime("%z") + " S"
         payload = json.dumps({
-            "FV": "1.0", "GI": "station sim meter", "GS": f"SIM-{self.port.evse_id}", "GV": "1",
+            "FV": "1.0", "GI": "station sim meter", "GS": f"SIM-{self.port.evse_id if self.port else 0}", "GV": "1",
             "PG": f"T{self._pages}", "IS": False,
             "RD": [{"TM": moment, "TX": OCMF_TX.get(context, "C"), "RV": round(reading.energy_import_wh / 1000, 4),
                     "RI": "1-b:1.8.0", "RU": "kWh", "RT": "AC", "ST": "G"}]}, separators=(",", ":"))
@@ -66,6 +68,8 @@ class SimMeter(Meter):
 
     async def read(self) -> MeterReading:
         port = self.port
+        if port is None:
+            return self._grid_reading()
         if "meter-fail" in port.faults:
             raise MeterError(f"simulated meter of EVSE {port.evse_id} does not answer (fault meter-fail)")
         port.integrate()
@@ -76,5 +80,25 @@ class SimMeter(Meter):
             power_w=port.power_w(),
             voltage_v=tuple(voltage for _ in range(port.settings.phases)),
             current_a=port.phase_currents(),
+            frequency_hz=50.0,
+        )
+
+    def _grid_reading(self) -> MeterReading:
+        if self._grid_failed:
+            raise MeterError("simulated grid meter does not answer (fail = true)")
+        ports = [self.world.ports[i] for i in sorted(self.world.ports)]
+        for port in ports:
+            port.integrate()
+        currents = [0.0, 0.0, 0.0]
+        for port in ports:  # a 1-phase EVSE sits on L1
+            for i, amps in enumerate(port.phase_currents()[:3]):
+                currents[i] += amps
+        voltage = ports[0].settings.supply_voltage_v if ports else 230.0
+        return MeterReading(
+            timestamp=self.context.clock.wall(),
+            energy_import_wh=sum(p.meter_wh for p in ports),
+            power_w=sum(p.power_w() for p in ports),
+            voltage_v=(voltage,) * 3,
+            current_a=tuple(currents),
             frequency_hz=50.0,
         )

@@ -1,7 +1,8 @@
 """Clock-aligned meter values (J01, AlignedDataCtrlr): every `Interval` seconds on the clock (aligned to
 midnight UTC, station time), each EVSE's reading of `AlignedDataCtrlr.Measurands` goes out with context
 Sample.Clock: inside a transaction as TransactionEvent Updated (triggerReason MeterValueClock, durable, in
-seqNo order), outside one as MeterValues. Also TriggerMessage(MeterValues) (context Trigger)."""
+seqNo order), outside one as MeterValues. A [grid_meter] goes out as MeterValues with evseId 0 (the main
+meter). Also TriggerMessage(MeterValues) (context Trigger)."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from station.ocpp.service import OcppService
 
 log = logging.getLogger("station.ocpp.meter")
+
+GRID_READ_TIMEOUT_S = 5.0
 
 
 def seconds_to_boundary(now_s: float, interval_s: int) -> float:
@@ -72,16 +75,34 @@ class AlignedData:
                      if reading is not None else None)
             if value is None:
                 continue
-            message = call.MeterValues(evse_id=evse.id, meter_value=[value])
-            if context == "Trigger":
-                svc.outbox.submit(message, before_accept=True)
-            elif svc.queue_if_queue_all(message) is None:  # QueueAllMessages: durable, else only online
-                if not svc.connected:
-                    continue
-                svc.outbox.submit(message)
-            count += 1
+            count += self._submit(call.MeterValues(evse_id=evse.id, meter_value=[value]), context)
+        if svc.station.grid_meter is not None and evse_id is None:
+            svc.spawn(self._grid_sample(wanted, context))
         self.sent += count
         return count
+
+    def _submit(self, message: call.MeterValues, context: str) -> int:
+        svc = self.svc
+        if context == "Trigger":
+            svc.outbox.submit(message, before_accept=True)
+        elif svc.queue_if_queue_all(message) is None:  # QueueAllMessages: durable, else only online
+            if not svc.connected:
+                return 0
+            svc.outbox.submit(message)
+        return 1
+
+    async def _grid_sample(self, wanted: list[str], context: str) -> None:
+        """The grid meter is read here (no EVSE polls it); a failed read skips this interval."""
+        meter = self.svc.station.grid_meter
+        assert meter is not None
+        try:
+            reading = await asyncio.wait_for(meter.read(), GRID_READ_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - a meter fault must not stop the other values
+            log.warning("grid meter: no reading for %s (%s)", context, exc or type(exc).__name__)
+            return
+        value = meter_value(reading, wanted, context, self.svc.time.iso())
+        if value is not None:
+            self.sent += self._submit(call.MeterValues(evse_id=0, meter_value=[value]), context)
 
     def trigger(self, evse_id: int | None, connector_id: int | None) -> None:
         self.sample("Trigger", evse_id)

@@ -7,6 +7,9 @@ from typing import Any
 from station.ocpp.auth_cache import token_key
 from station.ocpp.auth_store import AuthStore, Entry
 
+#: LocalAuthListCtrlr.Entries maxLimit: a list that would grow past it is refused (Failed), unchanged.
+LOCAL_LIST_MAX_ENTRIES = 50000
+
 
 class LocalList:
     def __init__(self, store: AuthStore) -> None:
@@ -36,6 +39,9 @@ class LocalList:
                 return "Failed"  # D01.FR.06: a full list needs idTokenInfo for every entry
             else:
                 delete.append(key)
+        kept = 0 if full else len(set(self.entries) - set(delete) - set(put))
+        if kept + len(put) > LOCAL_LIST_MAX_ENTRIES:
+            return "Failed"
         await self.store.write_list(version, full, put, delete)
         if full:
             self.entries = {}

@@ -37,6 +37,7 @@ from station.ocpp.outbox import Outbox
 from station.ocpp.rpc import RobustChargePoint, RpcError
 from station.ocpp.status import StatusReporter
 from station.ocpp.transactions import Transactions
+from station.ocpp.local_list import LOCAL_LIST_MAX_ENTRIES
 from station.ocpp.transport import BackOff, Link, LinkSettings
 from station.session import ConnectorStatusChanged, EVDisconnected, EvseEvent
 
@@ -84,7 +85,8 @@ class OcppService:
         self.transactions = Transactions(self)
         self.authorization = Authorization(self)
         self.dm.add(ComponentRef("LocalAuthListCtrlr"),
-                    VarDef("LocalAuthListCtrlr", "Entries", "integer", mutability="ReadOnly"),
+                    VarDef("LocalAuthListCtrlr", "Entries", "integer", mutability="ReadOnly",
+                           max_limit=float(LOCAL_LIST_MAX_ENTRIES)),
                     live={"Actual": lambda: str(len(self.authorization.local_list.entries))})
         self.triggers["TransactionEvent"] = self.transactions.trigger
         self.aligned = AlignedData(self)
