@@ -58,7 +58,9 @@ async def test_token_stop_then_unplug_with_stop_point_ev_connected(tmp_path: Pat
         await cp.wait_for("TransactionEvent", lambda p: p["event_type"] == "Ended")
         events = tx_events(cp)
         check_sequence(events)
+        assert events[0]["transaction_info"]["charging_state"] == "EVConnected"  # plugged, no token yet
         assert events[-1]["transaction_info"]["stopped_reason"] == "Local"
+        assert events[-1]["transaction_info"]["charging_state"] == "Idle"
         assert cp.of("Authorize")[0]["id_token"] == {"id_token": "CARD-1", "type": "ISO14443"}
 
 
