@@ -59,7 +59,7 @@ class SimBoard(Board):
             has_pp=cable is not None,
             has_bay_sensor=self.settings.bay_sensor,
         )
-        port.bay_sensor = self.settings.bay_sensor
+        port.settings.bay_sensor = self.settings.bay_sensor
         port.settings.cable_rating_a = cable
         port.settings.contactor_delay_s = self.settings.contactor_delay_s
         port.settings.supply_voltage_v = self.settings.supply_voltage_v

@@ -35,7 +35,6 @@ class SimMeter(Meter):
         self.world = SimWorld.of(context)
         # The board usually creates the port; if the meter is built first it creates it for the board.
         self.port = self.world.ensure_port(context.evse_id) if context.evse_id is not None else None
-        self._grid_failed = self.settings.fail and self.port is None
         if self.settings.fail and self.port is not None:
             self.port.faults.add("meter-fail")
         self._key = ec.generate_private_key(ec.SECP256R1()) if self.settings.sign else None
@@ -84,7 +83,7 @@ class SimMeter(Meter):
         )
 
     def _grid_reading(self) -> MeterReading:
-        if self._grid_failed:
+        if self.settings.fail:
             raise MeterError("simulated grid meter does not answer (fail = true)")
         ports = [self.world.ports[i] for i in sorted(self.world.ports)]
         for port in ports:

@@ -60,6 +60,7 @@ class PortSettings:
     contactor_delay_s: float = 0.05
     supply_voltage_v: float = 230.0
     phases: int = 3
+    bay_sensor: bool = False  # a parking bay sensor (BayChanged)
 
 
 class SimPort:
@@ -83,7 +84,6 @@ class SimPort:
         self.faults: set[str] = set()
         self.ev: EVState | None = None
         self.meter_wh = 0.0  # the meter's import register; never reset
-        self.bay_sensor = False
         self.bay_occupied = False
         self._power_w = 0.0
         self._last_integration = clock.monotonic()
@@ -267,7 +267,7 @@ class SimPort:
             "cp": CPChanged, "contactor": ContactorChanged, "pp": PPChanged,
             "errors": ErrorsChanged, "lock": LockChanged, "telemetry": TelemetryUpdated, "bay": BayChanged,
         }
-        if self.bay_sensor:
+        if self.settings.bay_sensor:
             current = {"bay": self.bay_occupied, **current}  # the car parks before it plugs in
         for key, value in current.items():
             if force or self._published.get(key, _UNSET) != value:
@@ -358,7 +358,7 @@ class SimPort:
         self._refresh()
 
     def set_bay(self, occupied: bool) -> None:
-        if not self.bay_sensor:
+        if not self.settings.bay_sensor:
             raise ValueError(f"EVSE {self.evse_id} has no bay sensor (its [evse.board] needs bay_sensor = true)")
         if not occupied and self.ev is not None:
             raise ValueError(f"the EV plugged into EVSE {self.evse_id} cannot leave the bay; unplug it first")
@@ -448,7 +448,7 @@ class SimPort:
             "errors": self.errors().names(),
             "power_w": round(self.power_w(), 1),
             "meter_wh": round(self.meter_wh, 3),
-            "bay_occupied": self.bay_occupied if self.bay_sensor else None,
+            "bay_occupied": self.bay_occupied if self.settings.bay_sensor else None,
             "ev": self.ev.as_dict(self.draw_a()) if self.ev else None,
             "faults": sorted(self.faults),
         }

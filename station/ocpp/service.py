@@ -32,12 +32,12 @@ from station.ocpp.handlers_provisioning import ProvisioningHandlers, limits_chec
 from station.ocpp.handlers_remote import RemoteHandlers, builtin_triggers
 from station.ocpp.handlers_auth import AuthHandlers
 from station.ocpp.handlers_tx import TransactionHandlers
+from station.ocpp.local_list import LOCAL_LIST_MAX_ENTRIES
 from station.ocpp.message_queue import DurableQueue
 from station.ocpp.outbox import Outbox
 from station.ocpp.rpc import RobustChargePoint, RpcError
 from station.ocpp.status import StatusReporter
 from station.ocpp.transactions import Transactions
-from station.ocpp.local_list import LOCAL_LIST_MAX_ENTRIES
 from station.ocpp.transport import BackOff, Link, LinkSettings
 from station.session import ConnectorStatusChanged, EVDisconnected, EvseEvent
 

@@ -72,7 +72,6 @@ class TxTracker:
         self.energy_cap_wh: float | None = None  # MaxEnergyOnInvalidId in force
         self.bay_sensor = evse.board.capabilities.has_bay_sensor
         self.signed_begin: Any = None  # the meter's signed start value of this session (DataSigned)
-        self._signing_session: str | None = None  # the session whose signed start value is awaited
 
     # ----------------------------------------------------------------- events
     def on_event(self, event: EvseEvent) -> None:
@@ -94,7 +93,6 @@ class TxTracker:
         self.holds = now
         if "PowerPathClosed" in lost:
             self.signed_begin = None
-            self._signing_session = None
         if self.tx is not None and lost:
             ends = bool(lost & points.parse(dm.value("TxCtrlr", "TxStopPoint")) & set(self.tx["reached"])) or (
                 "EVConnected" in lost and dm.bool_value("TxCtrlr", "StopTxOnEVSideDisconnect", default=True))
@@ -125,9 +123,7 @@ class TxTracker:
         if "PowerPathClosed" in gained:
             meter = self.signing_meter()
             if meter is not None:
-                session = self.evse.session
-                self._signing_session = session.id if session else None
-                self.svc.spawn(self._begin_signed(meter, self._signing_session))
+                self.svc.spawn(self._begin_signed(meter, self._session_id()))
 
     def _auth_trigger(self) -> str:
         return "RemoteStart" if self.remote_start_id is not None else "Authorized"
@@ -156,17 +152,22 @@ class TxTracker:
         """An Updated carrying another controller's measurands (clock-aligned data)."""
         self._send("Updated", trigger, measurands_key=source[1], context=context, controller=source[0])
 
-    def _ended(self, trigger: str, reason: str) -> None:
+    def _ended(self, trigger: str, reason: str) -> "asyncio.Task[Any] | None":
+        """Send the Ended event; with a signing meter, the task that sends it once the signed end value came."""
         meter = self.signing_meter()
         if meter is None:
             self._send("Ended", trigger, stopped_reason=reason, charging_state=self.evse.charging_state.value,
                        measurands_key="TxEndedMeasurands", context="Transaction.End")
-            return
+            return None
         # A meter that signs on request: the Ended event waits (bounded) for the signed end value. The
         # transaction is closed here already; a power cut meanwhile ends it with PowerLoss at the restart.
         tx, state = self.tx, self.evse.charging_state.value
         self._close()
-        self.svc.spawn(self._end_signed(meter, tx, trigger, reason, state))
+        return self.svc.spawn(self._end_signed(meter, tx, trigger, reason, state))
+
+    def _session_id(self) -> str | None:
+        session = self.evse.session
+        return session.id if session else None
 
     def signing_meter(self) -> Any:
         """The EVSE's meter when it signs readings and SampledDataCtrlr.SignReadings asks for them."""
@@ -175,9 +176,9 @@ class TxTracker:
             return None
         return meter if self.svc.dm.bool_value("SampledDataCtrlr", "SignReadings", default=True) else None
 
-    async def _signed(self, meter: Any, context: str, timeout_s: float = SIGNED_TIMEOUT_S) -> Any:
+    async def _signed(self, meter: Any, context: str) -> Any:
         try:
-            return await asyncio.wait_for(meter.signed_reading(context), timeout_s)
+            return await asyncio.wait_for(meter.signed_reading(context), SIGNED_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - no signed value: the event goes without it
             log.warning("EVSE %d: no signed meter value for %s (%s)", self.evse.id, context, exc or type(exc).__name__)
             return None
@@ -194,7 +195,7 @@ class TxTracker:
         """DataSigned: the meter's signed start value; it starts the transaction (TxStartPoint DataSigned)
         or goes out as Updated (SignedDataReceived) in the open one."""
         signed = await self._signed(meter, "Transaction.Begin")
-        if signed is None or self._signing_session != session_id or "PowerPathClosed" not in self.holds:
+        if signed is None or self._session_id() != session_id or "PowerPathClosed" not in self.holds:
             return  # no value, or the session ended meanwhile
         self.signed_begin = signed
         self._conditions(None, points.after(self.holds, None, signed=True, bay_sensor=self.bay_sensor))
@@ -321,13 +322,11 @@ class TxTracker:
         exits (delivered now if the link is up, else after the restart). Not PowerLoss: nothing was lost."""
         if self.tx is None:
             return
-        meter = self.signing_meter()
-        signed = await self._signed(meter, "Transaction.End", SHUTDOWN_SIGNED_TIMEOUT_S) if meter else None
-        if self.tx is None:
-            return
         log.info("EVSE %d: station stopping: transaction %s ends (Reboot)", self.evse.id, self.tx["tx_id"])
-        self._send("Ended", "AbnormalCondition", stopped_reason="Reboot", charging_state=self.evse.charging_state.value,
-                   measurands_key="TxEndedMeasurands", context="Transaction.End", signed=signed)
+        ending = self._ended("AbnormalCondition", "Reboot")
+        if ending is not None and not (await asyncio.wait({ending}, timeout=SHUTDOWN_SIGNED_TIMEOUT_S))[0]:
+            ending.cancel()  # _end_signed's finally sends the Ended without the signed value
+            await asyncio.gather(ending, return_exceptions=True)
 
     def end_after_power_loss(self, state: dict[str, Any]) -> None:
         self.tx = state
